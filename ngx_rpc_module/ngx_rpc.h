@@ -1,0 +1,219 @@
+
+/*
+ * ngx_rpc_module: JSON-RPC 2.0 gateway for nginx.
+ * Types shared by all stages: parser, policy, upstream, response.
+ */
+
+
+#ifndef _NGX_RPC_H_INCLUDED_
+#define _NGX_RPC_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <yajl/yajl_parse.h>
+
+
+/* JSON-RPC 2.0 error codes */
+#define NGX_RPC_PARSE_ERROR             -32700
+#define NGX_RPC_INVALID_REQUEST         -32600
+#define NGX_RPC_METHOD_NOT_FOUND        -32601
+
+/* gateway error codes, see README "Error codes" */
+#define NGX_RPC_UPSTREAM_UNAVAILABLE    -32000
+#define NGX_RPC_UPSTREAM_TIMEOUT        -32001
+#define NGX_RPC_UPSTREAM_CLOSED         -32002
+#define NGX_RPC_UPSTREAM_STATUS         -32003
+#define NGX_RPC_UPSTREAM_NOT_JSON       -32004
+#define NGX_RPC_UPSTREAM_BAD_SHAPE      -32005
+#define NGX_RPC_UPSTREAM_NO_RESULT      -32006
+#define NGX_RPC_BATCH_TOO_LARGE         -32007
+#define NGX_RPC_BODY_TOO_LARGE          -32008
+
+
+/* JSON value types */
+#define NGX_RPC_NONE                    0
+#define NGX_RPC_NULL                    1
+#define NGX_RPC_BOOL                    2
+#define NGX_RPC_NUMBER                  3
+#define NGX_RPC_STRING                  4
+#define NGX_RPC_OBJECT                  5
+#define NGX_RPC_ARRAY                   6
+
+
+/* members of a request or response object the parser records */
+#define NGX_RPC_M_JSONRPC               0
+#define NGX_RPC_M_METHOD                1
+#define NGX_RPC_M_PARAMS                2
+#define NGX_RPC_M_ID                    3
+#define NGX_RPC_M_RESULT                4
+#define NGX_RPC_M_ERROR                 5
+#define NGX_RPC_M_N                     6
+
+
+/* a byte range in a parsed stream, as offsets from its first byte */
+typedef struct {
+    off_t                        start;
+    off_t                        end;
+} ngx_rpc_range_t;
+
+
+typedef struct {
+    ngx_rpc_range_t              range;
+    ngx_uint_t                   type;
+} ngx_rpc_value_t;
+
+
+/* one element of a message: a request, or a response from upstream */
+typedef struct {
+    ngx_rpc_value_t              member[NGX_RPC_M_N];
+    ngx_rpc_range_t              range;
+    ngx_uint_t                   type;
+    ngx_str_t                    method;
+    ngx_int_t                    num;
+    ngx_int_t                    code;
+    unsigned                     version_ok:1;
+    unsigned                     duplicate:1;
+    unsigned                     code_key:1;
+} ngx_rpc_msg_t;
+
+
+/* a piece of the stream held in memory: parsed bytes are never moved */
+typedef struct {
+    u_char                      *start;
+    off_t                        offset;
+    size_t                       len;
+} ngx_rpc_seg_t;
+
+
+typedef struct {
+    yajl_handle                  yajl;
+    ngx_pool_t                  *pool;
+    ngx_log_t                   *log;
+    ngx_array_t                  segs;
+    ngx_array_t                  msgs;
+    ngx_rpc_msg_t               *msg;
+    u_char                      *chunk;
+    off_t                        base;
+    off_t                        last;
+    off_t                        vstart;
+    off_t                        total;
+    ngx_uint_t                   depth;
+    ngx_uint_t                   max_depth;
+    ngx_uint_t                   max_msgs;
+    ngx_uint_t                   key;
+    ngx_uint_t                   top;
+    ngx_int_t                    error;
+    unsigned                     done:1;
+} ngx_rpc_parser_t;
+
+
+typedef struct {
+    ngx_array_t                 *patterns;
+    ngx_http_upstream_conf_t    *upstream;
+} ngx_rpc_route_t;
+
+
+typedef struct {
+    ngx_http_upstream_conf_t     upstream;
+    ngx_str_t                    uri;
+    ngx_str_t                    host;
+    ngx_array_t                 *routes;
+    ngx_array_t                 *allow;
+    ngx_array_t                 *deny;
+    ngx_uint_t                   max_batch;
+    ngx_uint_t                   max_depth;
+    ngx_msec_t                   timeout;
+} ngx_rpc_loc_conf_t;
+
+
+typedef struct ngx_rpc_ctx_s  ngx_rpc_ctx_t;
+
+
+/* one upstream HTTP exchange carrying the calls routed to one upstream */
+typedef struct {
+    ngx_rpc_ctx_t               *ctx;
+    ngx_http_upstream_conf_t    *conf;
+    ngx_http_request_t          *sr;
+    ngx_chain_t                 *body;
+    ngx_chain_t                **tail;
+    ngx_uint_t                   ncalls;
+    ngx_uint_t                   nsent;
+    ngx_rpc_parser_t             reply;
+    ngx_http_status_t            status;
+    ngx_http_chunked_t           chunked;
+    off_t                        content_length;
+    ngx_int_t                    error;
+    unsigned                     chunked_body:1;
+    unsigned                     conn_close:1;
+    unsigned                     invalid_header:1;
+    unsigned                     complete:1;
+    unsigned                     done:1;
+} ngx_rpc_exchange_t;
+
+
+typedef struct {
+    ngx_rpc_msg_t               *msg;
+    ngx_rpc_exchange_t          *exchange;
+    ngx_rpc_msg_t               *reply;
+    ngx_int_t                    error;
+    unsigned                     notification:1;
+} ngx_rpc_call_t;
+
+
+struct ngx_rpc_ctx_s {
+    ngx_http_request_t          *request;
+    ngx_rpc_parser_t             parser;
+    ngx_array_t                  calls;
+    ngx_array_t                  exchanges;
+    ngx_uint_t                   pending;
+    ngx_event_t                  timer;
+    ngx_int_t                    error;
+    ngx_str_t                    codes;
+    unsigned                     batch:1;
+    unsigned                     responded:1;
+};
+
+
+/* ngx_rpc_parse.c */
+ngx_int_t ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool,
+    ngx_log_t *log, ngx_uint_t max_depth, ngx_uint_t max_msgs);
+ngx_int_t ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len);
+ngx_int_t ngx_rpc_parse_finish(ngx_rpc_parser_t *p);
+ngx_int_t ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
+    ngx_chain_t ***ll);
+ngx_int_t ngx_rpc_parse_copy(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
+    ngx_str_t *out);
+
+/* ngx_rpc_policy.c */
+ngx_int_t ngx_rpc_policy_check(ngx_rpc_loc_conf_t *rlcf, ngx_rpc_msg_t *msg);
+ngx_http_upstream_conf_t *ngx_rpc_policy_route(ngx_rpc_loc_conf_t *rlcf,
+    ngx_str_t *method);
+ngx_int_t ngx_rpc_policy_match(ngx_array_t *patterns, ngx_str_t *name);
+
+/* ngx_rpc_upstream.c */
+ngx_int_t ngx_rpc_upstream_start(ngx_rpc_exchange_t *ex);
+void ngx_rpc_upstream_abort(ngx_rpc_exchange_t *ex);
+
+/* ngx_rpc_response.c */
+ngx_int_t ngx_rpc_response_body(ngx_rpc_ctx_t *ctx, ngx_chain_t *out);
+ngx_int_t ngx_rpc_response_send(ngx_rpc_ctx_t *ctx);
+ngx_int_t ngx_rpc_response_error(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_int_t code);
+ngx_int_t ngx_rpc_response_buf(ngx_pool_t *pool, ngx_chain_t ***ll,
+    u_char *data, size_t len);
+u_char *ngx_rpc_error_message(ngx_int_t code);
+
+/* ngx_rpc_handler.c */
+ngx_int_t ngx_rpc_handler(ngx_http_request_t *r);
+void ngx_rpc_handler_wake(ngx_http_request_t *r);
+
+/* ngx_rpc_variables.c */
+ngx_int_t ngx_rpc_add_variables(ngx_conf_t *cf);
+
+
+extern ngx_module_t  ngx_rpc_module;
+
+
+#endif /* _NGX_RPC_H_INCLUDED_ */

@@ -1,0 +1,481 @@
+
+/*
+ * Request handling: read the body into the parser buffer by buffer, apply
+ * policy, hand the calls to upstream exchanges, answer when all are done.
+ */
+
+
+#include "ngx_rpc.h"
+
+
+#define NGX_RPC_FILE_CHUNK  16384
+
+
+static void ngx_rpc_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_rpc_feed_file(ngx_rpc_ctx_t *ctx, ngx_buf_t *b);
+static ngx_int_t ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx);
+static ngx_rpc_exchange_t *ngx_rpc_exchange(ngx_rpc_ctx_t *ctx,
+    ngx_http_upstream_conf_t *conf);
+static ngx_int_t ngx_rpc_add_call(ngx_rpc_ctx_t *ctx, ngx_uint_t n);
+static void ngx_rpc_finish(ngx_rpc_ctx_t *ctx);
+static void ngx_rpc_timeout_handler(ngx_event_t *ev);
+static void ngx_rpc_cleanup(void *data);
+
+
+static u_char  ngx_rpc_params[] = ",\"params\":";
+
+
+ngx_int_t
+ngx_rpc_handler(ngx_http_request_t *r)
+{
+    ngx_int_t            rc;
+    ngx_rpc_ctx_t       *ctx;
+    ngx_table_elt_t     *h;
+    ngx_rpc_loc_conf_t  *rlcf;
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "rpc: method \"%V\" not allowed", &r->method_name);
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        ngx_str_set(&h->value, "POST");
+
+        return ngx_rpc_response_error(r, NGX_HTTP_NOT_ALLOWED,
+                                      NGX_RPC_INVALID_REQUEST);
+    }
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_rpc_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_rpc_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ngx_http_set_ctx(r, ctx, ngx_rpc_module);
+
+    if (ngx_rpc_parse_init(&ctx->parser, r->pool, r->connection->log,
+                           rlcf->max_depth, rlcf->max_batch)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_rpc_body_handler);
+
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        r->keepalive = 0;
+        return ngx_rpc_response_error(r, rc, NGX_RPC_BODY_TOO_LARGE);
+    }
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_rpc_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t       rc;
+    ngx_buf_t      *b;
+    ngx_chain_t    *cl;
+    ngx_rpc_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_rpc_module);
+
+    rc = NGX_OK;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl && rc == NGX_OK;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (b->in_file) {
+            rc = ngx_rpc_feed_file(ctx, b);
+
+        } else {
+            rc = ngx_rpc_parse_feed(&ctx->parser, b->pos, b->last - b->pos);
+        }
+    }
+
+    if (rc == NGX_OK) {
+        (void) ngx_rpc_parse_finish(&ctx->parser);
+    }
+
+    if (ctx->parser.error == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ngx_rpc_dispatch(ctx) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->pending == 0) {
+        ngx_rpc_finish(ctx);
+    }
+}
+
+
+/* a body nginx spilled to a temp file is read in chunks the parser keeps */
+
+static ngx_int_t
+ngx_rpc_feed_file(ngx_rpc_ctx_t *ctx, ngx_buf_t *b)
+{
+    off_t               off;
+    size_t              size;
+    u_char             *p;
+    ssize_t             n;
+    ngx_http_request_t *r;
+
+    r = ctx->request;
+
+    for (off = b->file_pos; off < b->file_last; off += n) {
+
+        size = ngx_min(b->file_last - off, NGX_RPC_FILE_CHUNK);
+
+        p = ngx_pnalloc(r->pool, size);
+        if (p == NULL) {
+            ctx->parser.error = NGX_ERROR;
+            return NGX_ERROR;
+        }
+
+        n = ngx_read_file(b->file, p, size, off);
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "rpc: cannot read request body from \"%V\"",
+                          &b->file->name);
+            ctx->parser.error = NGX_ERROR;
+            return NGX_ERROR;
+        }
+
+        if (ngx_rpc_parse_feed(&ctx->parser, p, n) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
+{
+    ngx_int_t             code;
+    ngx_uint_t            i;
+    ngx_rpc_msg_t        *msg;
+    ngx_rpc_call_t       *call;
+    ngx_rpc_parser_t     *p;
+    ngx_pool_cleanup_t   *cln;
+    ngx_http_request_t   *r;
+    ngx_rpc_exchange_t   *ex;
+    ngx_rpc_loc_conf_t   *rlcf;
+
+    r = ctx->request;
+    p = &ctx->parser;
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_rpc_module);
+
+    if (ngx_array_init(&ctx->calls, r->pool, ngx_max(p->msgs.nelts, 1),
+                       sizeof(ngx_rpc_call_t))
+        != NGX_OK
+        || ngx_array_init(&ctx->exchanges, r->pool, 1,
+                          sizeof(ngx_rpc_exchange_t))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (p->error) {
+        ctx->error = p->error;
+        return NGX_OK;
+    }
+
+    ctx->batch = (p->top == NGX_RPC_ARRAY);
+
+    if ((p->top != NGX_RPC_OBJECT && !ctx->batch) || p->msgs.nelts == 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "rpc: body is neither a request nor a batch");
+        ctx->error = NGX_RPC_INVALID_REQUEST;
+        return NGX_OK;
+    }
+
+    msg = p->msgs.elts;
+
+    for (i = 0; i < p->msgs.nelts; i++) {
+        call = ngx_array_push(&ctx->calls);
+        ngx_memzero(call, sizeof(ngx_rpc_call_t));
+        call->msg = &msg[i];
+
+        code = ngx_rpc_policy_check(rlcf, &msg[i]);
+
+        if (code == NGX_RPC_INVALID_REQUEST) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "rpc: invalid request at position %ui", i);
+            call->error = code;
+            continue;
+        }
+
+        call->notification =
+                        (msg[i].member[NGX_RPC_M_ID].type == NGX_RPC_NONE);
+
+        if (code) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "rpc: method \"%V\" not allowed", &msg[i].method);
+            call->error = code;
+            continue;
+        }
+
+        ex = ngx_rpc_exchange(ctx,
+                              ngx_rpc_policy_route(rlcf, &msg[i].method));
+        if (ex == NULL) {
+            return NGX_ERROR;
+        }
+
+        call->exchange = ex;
+    }
+
+    /* each exchange's body, with calls in request order */
+
+    call = ctx->calls.elts;
+
+    for (i = 0; i < ctx->calls.nelts; i++) {
+        if (call[i].exchange && ngx_rpc_add_call(ctx, i) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    ex = ctx->exchanges.elts;
+
+    for (i = 0; i < ctx->exchanges.nelts; i++) {
+        if (ctx->batch
+            && ngx_rpc_response_buf(r->pool, &ex[i].tail, (u_char *) "]", 1)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (ngx_rpc_upstream_start(&ex[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->pending++;
+    }
+
+    if (ctx->pending == 0) {
+        return NGX_OK;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_rpc_cleanup;
+    cln->data = ctx;
+
+    ctx->timer.handler = ngx_rpc_timeout_handler;
+    ctx->timer.data = ctx;
+    ctx->timer.log = r->connection->log;
+    ngx_add_timer(&ctx->timer, rlcf->timeout);
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_rpc_handler_wake;
+
+    return NGX_OK;
+}
+
+
+static ngx_rpc_exchange_t *
+ngx_rpc_exchange(ngx_rpc_ctx_t *ctx, ngx_http_upstream_conf_t *conf)
+{
+    ngx_uint_t           i;
+    ngx_rpc_exchange_t  *ex;
+
+    ex = ctx->exchanges.elts;
+
+    for (i = 0; i < ctx->exchanges.nelts; i++) {
+        if (ex[i].conf == conf) {
+            return &ex[i];
+        }
+    }
+
+    ex = ngx_array_push(&ctx->exchanges);
+    if (ex == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(ex, sizeof(ngx_rpc_exchange_t));
+
+    ex->ctx = ctx;
+    ex->conf = conf;
+
+    return ex;
+}
+
+
+/*
+ * {"jsonrpc":"2.0","id":N,"method":<client bytes>,"params":<client bytes>}
+ * where N, the call's position in the client message, is the gateway id
+ */
+
+static ngx_int_t
+ngx_rpc_add_call(ngx_rpc_ctx_t *ctx, ngx_uint_t n)
+{
+    u_char               *s, *last;
+    ngx_pool_t           *pool;
+    ngx_chain_t         **ll;
+    ngx_rpc_msg_t        *msg;
+    ngx_rpc_call_t       *call;
+    ngx_rpc_exchange_t   *ex;
+
+    pool = ctx->request->pool;
+    call = (ngx_rpc_call_t *) ctx->calls.elts + n;
+    msg = call->msg;
+    ex = call->exchange;
+
+    ll = ex->tail ? ex->tail : &ex->body;
+
+    s = ngx_pnalloc(pool, sizeof("[,{\"jsonrpc\":\"2.0\",\"id\":,\"method\":")
+                          + NGX_INT_T_LEN);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = s;
+
+    if (ctx->batch) {
+        *last++ = (ex->nsent == 0) ? '[' : ',';
+    }
+
+    if (call->notification) {
+        last = ngx_cpymem(last, "{\"jsonrpc\":\"2.0\",\"method\":",
+                          sizeof("{\"jsonrpc\":\"2.0\",\"method\":") - 1);
+
+    } else {
+        last = ngx_sprintf(last, "{\"jsonrpc\":\"2.0\",\"id\":%ui,\"method\":",
+                           n);
+        ex->ncalls++;
+    }
+
+    ex->nsent++;
+
+    if (ngx_rpc_response_buf(pool, &ll, s, last - s) != NGX_OK
+        || ngx_rpc_parse_slice(&ctx->parser,
+                               &msg->member[NGX_RPC_M_METHOD].range, &ll)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (msg->member[NGX_RPC_M_PARAMS].type != NGX_RPC_NONE) {
+        if (ngx_rpc_response_buf(pool, &ll, ngx_rpc_params,
+                                 sizeof(ngx_rpc_params) - 1)
+            != NGX_OK
+            || ngx_rpc_parse_slice(&ctx->parser,
+                                   &msg->member[NGX_RPC_M_PARAMS].range, &ll)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_rpc_response_buf(pool, &ll, (u_char *) "}", 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ex->tail = ll;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_rpc_handler_wake(ngx_http_request_t *r)
+{
+    ngx_rpc_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_rpc_module);
+
+    if (ctx->pending == 0 && !ctx->responded) {
+        ngx_rpc_finish(ctx);
+    }
+}
+
+
+static void
+ngx_rpc_finish(ngx_rpc_ctx_t *ctx)
+{
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    ctx->responded = 1;
+    r->read_event_handler = ngx_http_block_reading;
+
+    ngx_http_finalize_request(r, ngx_rpc_response_send(ctx));
+}
+
+
+static void
+ngx_rpc_timeout_handler(ngx_event_t *ev)
+{
+    ngx_uint_t           i;
+    ngx_rpc_ctx_t       *ctx;
+    ngx_connection_t    *c;
+    ngx_rpc_exchange_t  *ex;
+    ngx_rpc_loc_conf_t  *rlcf;
+
+    ctx = ev->data;
+    c = ctx->request->connection;
+    rlcf = ngx_http_get_module_loc_conf(ctx->request, ngx_rpc_module);
+
+    ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                  "rpc: calls not answered within rpc_timeout %M",
+                  rlcf->timeout);
+
+    ex = ctx->exchanges.elts;
+
+    for (i = 0; i < ctx->exchanges.nelts; i++) {
+        if (!ex[i].done) {
+            ex[i].done = 1;
+            ex[i].error = NGX_RPC_UPSTREAM_TIMEOUT;
+            ngx_rpc_upstream_abort(&ex[i]);
+        }
+    }
+
+    ctx->pending = 0;
+
+    ngx_rpc_finish(ctx);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_rpc_cleanup(void *data)
+{
+    ngx_rpc_ctx_t  *ctx = data;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+}

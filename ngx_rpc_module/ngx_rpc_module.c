@@ -1,0 +1,463 @@
+
+/*
+ * ngx_rpc_module: directives and configuration.
+ */
+
+
+#include "ngx_rpc.h"
+
+
+static void *ngx_rpc_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_rpc_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_rpc_route(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_rpc_methods(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_http_upstream_srv_conf_t *ngx_rpc_upstream_add(ngx_conf_t *cf,
+    ngx_str_t *url, ngx_str_t *uri);
+
+
+static ngx_conf_bitmask_t  ngx_rpc_next_upstream_masks[] = {
+    { ngx_string("error"), NGX_HTTP_UPSTREAM_FT_ERROR },
+    { ngx_string("timeout"), NGX_HTTP_UPSTREAM_FT_TIMEOUT },
+    { ngx_string("invalid_header"), NGX_HTTP_UPSTREAM_FT_INVALID_HEADER },
+    { ngx_string("non_idempotent"), NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT },
+    { ngx_string("http_500"), NGX_HTTP_UPSTREAM_FT_HTTP_500 },
+    { ngx_string("http_502"), NGX_HTTP_UPSTREAM_FT_HTTP_502 },
+    { ngx_string("http_503"), NGX_HTTP_UPSTREAM_FT_HTTP_503 },
+    { ngx_string("http_504"), NGX_HTTP_UPSTREAM_FT_HTTP_504 },
+    { ngx_string("http_429"), NGX_HTTP_UPSTREAM_FT_HTTP_429 },
+    { ngx_string("off"), NGX_HTTP_UPSTREAM_FT_OFF },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_rpc_max_bounds = {
+    ngx_conf_check_num_bounds, 1, 65535
+};
+
+
+static ngx_command_t  ngx_rpc_commands[] = {
+
+    { ngx_string("rpc_pass"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_rpc_pass,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_route"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_rpc_route,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_allow_methods"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_rpc_methods,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, allow),
+      NULL },
+
+    { ngx_string("rpc_deny_methods"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_rpc_methods,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, deny),
+      NULL },
+
+    { ngx_string("rpc_max_batch"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, max_batch),
+      &ngx_rpc_max_bounds },
+
+    { ngx_string("rpc_max_depth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, max_depth),
+      &ngx_rpc_max_bounds },
+
+    { ngx_string("rpc_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, timeout),
+      NULL },
+
+    { ngx_string("rpc_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, upstream.connect_timeout),
+      NULL },
+
+    { ngx_string("rpc_send_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, upstream.send_timeout),
+      NULL },
+
+    { ngx_string("rpc_read_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, upstream.read_timeout),
+      NULL },
+
+    { ngx_string("rpc_buffer_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, upstream.buffer_size),
+      NULL },
+
+    { ngx_string("rpc_next_upstream"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_conf_set_bitmask_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, upstream.next_upstream),
+      &ngx_rpc_next_upstream_masks },
+
+    { ngx_string("rpc_next_upstream_tries"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, upstream.next_upstream_tries),
+      NULL },
+
+    { ngx_string("rpc_next_upstream_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, upstream.next_upstream_timeout),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_rpc_module_ctx = {
+    ngx_rpc_add_variables,                 /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_rpc_create_loc_conf,               /* create location configuration */
+    ngx_rpc_merge_loc_conf                 /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_rpc_module = {
+    NGX_MODULE_V1,
+    &ngx_rpc_module_ctx,                   /* module context */
+    ngx_rpc_commands,                      /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_rpc_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_rpc_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_rpc_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->upstream.upstream = NULL;
+     *     conf->upstream.next_upstream = 0;
+     *     conf->uri = { 0, NULL };
+     */
+
+    conf->upstream.local = NGX_CONF_UNSET_PTR;
+    conf->upstream.socket_keepalive = NGX_CONF_UNSET;
+    conf->upstream.next_upstream_tries = NGX_CONF_UNSET_UINT;
+    conf->upstream.connect_timeout = NGX_CONF_UNSET_MSEC;
+    conf->upstream.send_timeout = NGX_CONF_UNSET_MSEC;
+    conf->upstream.read_timeout = NGX_CONF_UNSET_MSEC;
+    conf->upstream.next_upstream_timeout = NGX_CONF_UNSET_MSEC;
+    conf->upstream.buffer_size = NGX_CONF_UNSET_SIZE;
+
+    /* the reply is read in memory by the module itself */
+
+    conf->upstream.buffering = 0;
+    conf->upstream.ignore_client_abort = 0;
+    conf->upstream.intercept_errors = 0;
+    conf->upstream.pass_request_headers = 0;
+    conf->upstream.pass_request_body = 0;
+
+    conf->routes = NGX_CONF_UNSET_PTR;
+    conf->allow = NGX_CONF_UNSET_PTR;
+    conf->deny = NGX_CONF_UNSET_PTR;
+    conf->max_batch = NGX_CONF_UNSET_UINT;
+    conf->max_depth = NGX_CONF_UNSET_UINT;
+    conf->timeout = NGX_CONF_UNSET_MSEC;
+
+    return conf;
+}
+
+
+static char *
+ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_rpc_loc_conf_t  *prev = parent;
+    ngx_rpc_loc_conf_t  *conf = child;
+
+    ngx_uint_t                      i;
+    ngx_rpc_route_t                *route;
+    ngx_http_upstream_srv_conf_t   *uscf;
+
+    ngx_conf_merge_ptr_value(conf->upstream.local, prev->upstream.local,
+                             NULL);
+
+    ngx_conf_merge_value(conf->upstream.socket_keepalive,
+                         prev->upstream.socket_keepalive, 0);
+
+    ngx_conf_merge_uint_value(conf->upstream.next_upstream_tries,
+                              prev->upstream.next_upstream_tries, 0);
+
+    ngx_conf_merge_msec_value(conf->upstream.connect_timeout,
+                              prev->upstream.connect_timeout, 60000);
+
+    ngx_conf_merge_msec_value(conf->upstream.send_timeout,
+                              prev->upstream.send_timeout, 60000);
+
+    ngx_conf_merge_msec_value(conf->upstream.read_timeout,
+                              prev->upstream.read_timeout, 60000);
+
+    ngx_conf_merge_msec_value(conf->upstream.next_upstream_timeout,
+                              prev->upstream.next_upstream_timeout, 0);
+
+    ngx_conf_merge_size_value(conf->upstream.buffer_size,
+                              prev->upstream.buffer_size,
+                              (size_t) ngx_pagesize);
+
+    ngx_conf_merge_bitmask_value(conf->upstream.next_upstream,
+                              prev->upstream.next_upstream,
+                              (NGX_CONF_BITMASK_SET
+                               |NGX_HTTP_UPSTREAM_FT_ERROR
+                               |NGX_HTTP_UPSTREAM_FT_TIMEOUT));
+
+    if (conf->upstream.next_upstream & NGX_HTTP_UPSTREAM_FT_OFF) {
+        conf->upstream.next_upstream = NGX_CONF_BITMASK_SET
+                                       |NGX_HTTP_UPSTREAM_FT_OFF;
+    }
+
+    if (conf->upstream.upstream == NULL) {
+        conf->upstream.upstream = prev->upstream.upstream;
+        conf->uri = prev->uri;
+    }
+
+    ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch, 100);
+    ngx_conf_merge_uint_value(conf->max_depth, prev->max_depth, 32);
+    ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 60000);
+
+    ngx_conf_merge_ptr_value(conf->allow, prev->allow, NULL);
+    ngx_conf_merge_ptr_value(conf->deny, prev->deny, NULL);
+
+    /* routes declared here use this location's timeouts and retries */
+
+    if (conf->routes != NGX_CONF_UNSET_PTR) {
+        route = conf->routes->elts;
+
+        for (i = 0; i < conf->routes->nelts; i++) {
+            uscf = route[i].upstream->upstream;
+            *route[i].upstream = conf->upstream;
+            route[i].upstream->upstream = uscf;
+        }
+    }
+
+    ngx_conf_merge_ptr_value(conf->routes, prev->routes, NULL);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_rpc_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_rpc_loc_conf_t  *rlcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (rlcf->upstream.upstream) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    rlcf->upstream.upstream = ngx_rpc_upstream_add(cf, &value[1],
+                                                   &rlcf->uri);
+    if (rlcf->upstream.upstream == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_rpc_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_rpc_route(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_rpc_loc_conf_t  *rlcf = conf;
+
+    ngx_str_t         *value, *pat, uri;
+    ngx_uint_t         i, n;
+    ngx_rpc_route_t   *route;
+
+    if (rlcf->routes == NGX_CONF_UNSET_PTR) {
+        rlcf->routes = ngx_array_create(cf->pool, 2, sizeof(ngx_rpc_route_t));
+        if (rlcf->routes == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    route = ngx_array_push(rlcf->routes);
+    if (route == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+    n = cf->args->nelts - 1;
+
+    route->patterns = ngx_array_create(cf->pool, n - 1, sizeof(ngx_str_t));
+    if (route->patterns == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < n; i++) {
+        pat = ngx_array_push(route->patterns);
+        if (pat == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *pat = value[i];
+    }
+
+    route->upstream = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_conf_t));
+    if (route->upstream == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    route->upstream->upstream = ngx_rpc_upstream_add(cf, &value[n], &uri);
+    if (route->upstream->upstream == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (uri.len > 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "URI in \"rpc_route\" is not supported, "
+                           "the URI of \"rpc_pass\" is used");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* NAME, HOST:PORT or http://HOST:PORT/URI, as proxy_pass takes them */
+
+static ngx_http_upstream_srv_conf_t *
+ngx_rpc_upstream_add(ngx_conf_t *cf, ngx_str_t *url, ngx_str_t *uri)
+{
+    ngx_url_t                      u;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    if (url->len > 8
+        && ngx_strncasecmp(url->data, (u_char *) "https://", 8) == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "https upstreams are not supported yet in \"%V\"",
+                           url);
+        return NULL;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *url;
+
+    if (url->len > 7
+        && ngx_strncasecmp(url->data, (u_char *) "http://", 7) == 0)
+    {
+        u.url.data += 7;
+        u.url.len -= 7;
+    }
+
+    u.uri_part = 1;
+    u.no_resolve = 1;
+
+    uscf = ngx_http_upstream_add(cf, &u, 0);
+    if (uscf == NULL) {
+        return NULL;
+    }
+
+    if (u.uri.len) {
+        *uri = u.uri;
+
+    } else {
+        ngx_str_set(uri, "/");
+    }
+
+    return uscf;
+}
+
+
+static char *
+ngx_rpc_methods(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t     *value, *pat;
+    ngx_uint_t     i;
+    ngx_array_t  **a;
+
+    a = (ngx_array_t **) (p + cmd->offset);
+
+    if (*a != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    *a = ngx_array_create(cf->pool, cf->args->nelts - 1, sizeof(ngx_str_t));
+    if (*a == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        pat = ngx_array_push(*a);
+        if (pat == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *pat = value[i];
+    }
+
+    return NGX_CONF_OK;
+}

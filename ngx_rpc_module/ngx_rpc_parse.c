@@ -1,0 +1,608 @@
+
+/*
+ * Streaming JSON-RPC parser on yajl.
+ *
+ * Bytes are fed as they sit in nginx buffers; every value of interest is
+ * kept as a range of stream offsets, so the bytes are never copied.  Only
+ * the decoded method name is copied, to match it against patterns.
+ */
+
+
+#include "ngx_rpc.h"
+
+
+#define ngx_rpc_msg_depth(p)  ((p)->top == NGX_RPC_ARRAY ? 2 : 1)
+
+
+static int ngx_rpc_parse_null(void *ctx);
+static int ngx_rpc_parse_boolean(void *ctx, int v);
+static int ngx_rpc_parse_number(void *ctx, const char *s, size_t len);
+static int ngx_rpc_parse_string(void *ctx, const unsigned char *s,
+    size_t len);
+static int ngx_rpc_parse_start_map(void *ctx);
+static int ngx_rpc_parse_map_key(void *ctx, const unsigned char *s,
+    size_t len);
+static int ngx_rpc_parse_end_container(void *ctx);
+static int ngx_rpc_parse_start_array(void *ctx);
+static int ngx_rpc_parse_scalar(ngx_rpc_parser_t *p, ngx_uint_t type);
+static int ngx_rpc_parse_open(ngx_rpc_parser_t *p, ngx_uint_t type);
+static ngx_rpc_msg_t *ngx_rpc_parse_msg(ngx_rpc_parser_t *p,
+    ngx_uint_t type, off_t start);
+static off_t ngx_rpc_parse_start(ngx_rpc_parser_t *p, off_t end);
+static void ngx_rpc_parse_log(ngx_rpc_parser_t *p);
+static void ngx_rpc_parse_cleanup(void *data);
+
+
+static yajl_callbacks  ngx_rpc_parse_callbacks = {
+    ngx_rpc_parse_null,
+    ngx_rpc_parse_boolean,
+    NULL,
+    NULL,
+    ngx_rpc_parse_number,
+    ngx_rpc_parse_string,
+    ngx_rpc_parse_start_map,
+    ngx_rpc_parse_map_key,
+    ngx_rpc_parse_end_container,
+    ngx_rpc_parse_start_array,
+    ngx_rpc_parse_end_container
+};
+
+
+static ngx_str_t  ngx_rpc_members[] = {
+    ngx_string("jsonrpc"),
+    ngx_string("method"),
+    ngx_string("params"),
+    ngx_string("id"),
+    ngx_string("result"),
+    ngx_string("error")
+};
+
+
+ngx_int_t
+ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool, ngx_log_t *log,
+    ngx_uint_t max_depth, ngx_uint_t max_msgs)
+{
+    yajl_handle          yajl;
+    ngx_pool_cleanup_t  *cln;
+
+    /* an upstream retry parses a new reply with the same parser */
+
+    yajl = p->yajl;
+
+    if (yajl == NULL) {
+        cln = ngx_pool_cleanup_add(pool, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_rpc_parse_cleanup;
+        cln->data = p;
+
+    } else {
+        yajl_free(yajl);
+    }
+
+    ngx_memzero(p, sizeof(ngx_rpc_parser_t));
+
+    p->pool = pool;
+    p->log = log;
+    p->max_depth = max_depth;
+    p->max_msgs = max_msgs;
+    p->key = NGX_RPC_M_N;
+
+    if (ngx_array_init(&p->segs, pool, 2, sizeof(ngx_rpc_seg_t)) != NGX_OK
+        || ngx_array_init(&p->msgs, pool, 4, sizeof(ngx_rpc_msg_t))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p->yajl = yajl_alloc(&ngx_rpc_parse_callbacks, NULL, p);
+    if (p->yajl == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
+{
+    yajl_status     st;
+    ngx_rpc_seg_t  *seg;
+
+    if (p->error) {
+        return NGX_ERROR;
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    seg = ngx_array_push(&p->segs);
+    if (seg == NULL) {
+        p->error = NGX_ERROR;
+        return NGX_ERROR;
+    }
+
+    seg->start = data;
+    seg->offset = p->total;
+    seg->len = len;
+
+    p->base = p->total;
+    p->chunk = data;
+
+    st = yajl_parse(p->yajl, data, len);
+
+    p->total += len;
+
+    if (st != yajl_status_ok) {
+        ngx_rpc_parse_log(p);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_rpc_parse_finish(ngx_rpc_parser_t *p)
+{
+    if (p->error) {
+        return NGX_ERROR;
+    }
+
+    /* yajl ends a trailing number with a space of its own: no segment */
+
+    p->base = p->total;
+
+    if (yajl_complete_parse(p->yajl) != yajl_status_ok) {
+        ngx_rpc_parse_log(p);
+        return NGX_ERROR;
+    }
+
+    p->done = 1;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_rpc_parse_log(ngx_rpc_parser_t *p)
+{
+    unsigned char  *err;
+
+    if (p->error == NGX_RPC_BATCH_TOO_LARGE) {
+        ngx_log_error(NGX_LOG_INFO, p->log, 0,
+                      "rpc: batch of more than %ui calls", p->max_msgs);
+        return;
+    }
+
+    if (p->error == NGX_RPC_PARSE_ERROR) {
+        ngx_log_error(NGX_LOG_INFO, p->log, 0,
+                      "rpc: JSON nested deeper than %ui", p->max_depth);
+        return;
+    }
+
+    if (p->error) {
+        return;
+    }
+
+    p->error = NGX_RPC_PARSE_ERROR;
+
+    err = yajl_get_error(p->yajl, 0, NULL, 0);
+
+    ngx_log_error(NGX_LOG_INFO, p->log, 0, "rpc: invalid JSON: %s",
+                  err ? (char *) err : "unknown error");
+
+    if (err) {
+        yajl_free_error(p->yajl, err);
+    }
+}
+
+
+static void
+ngx_rpc_parse_cleanup(void *data)
+{
+    ngx_rpc_parser_t  *p = data;
+
+    if (p->yajl) {
+        yajl_free(p->yajl);
+        p->yajl = NULL;
+    }
+}
+
+
+static int
+ngx_rpc_parse_null(void *ctx)
+{
+    return ngx_rpc_parse_scalar(ctx, NGX_RPC_NULL);
+}
+
+
+static int
+ngx_rpc_parse_boolean(void *ctx, int v)
+{
+    return ngx_rpc_parse_scalar(ctx, NGX_RPC_BOOL);
+}
+
+
+static int
+ngx_rpc_parse_number(void *ctx, const char *s, size_t len)
+{
+    ngx_rpc_parser_t  *p = ctx;
+
+    ngx_int_t       n;
+    ngx_uint_t      depth;
+    ngx_rpc_msg_t  *msg;
+
+    msg = p->msg;
+    depth = ngx_rpc_msg_depth(p);
+
+    if (msg && p->key == NGX_RPC_M_ID && p->depth == depth) {
+        n = ngx_atoi((u_char *) s, len);
+        msg->num = (n == NGX_ERROR) ? -1 : n;
+
+    } else if (msg && p->key == NGX_RPC_M_ERROR && msg->code_key
+               && p->depth == depth + 1)
+    {
+        if (len && s[0] == '-') {
+            n = ngx_atoi((u_char *) s + 1, len - 1);
+            msg->code = (n == NGX_ERROR) ? 0 : -n;
+
+        } else {
+            n = ngx_atoi((u_char *) s, len);
+            msg->code = (n == NGX_ERROR) ? 0 : n;
+        }
+    }
+
+    return ngx_rpc_parse_scalar(p, NGX_RPC_NUMBER);
+}
+
+
+static int
+ngx_rpc_parse_string(void *ctx, const unsigned char *s, size_t len)
+{
+    ngx_rpc_parser_t  *p = ctx;
+
+    ngx_rpc_msg_t  *msg;
+
+    msg = p->msg;
+
+    if (msg && p->depth == ngx_rpc_msg_depth(p)) {
+
+        if (p->key == NGX_RPC_M_METHOD) {
+            msg->method.data = ngx_pnalloc(p->pool, len + 1);
+            if (msg->method.data == NULL) {
+                p->error = NGX_ERROR;
+                return 0;
+            }
+
+            ngx_memcpy(msg->method.data, s, len);
+            msg->method.len = len;
+
+        } else if (p->key == NGX_RPC_M_JSONRPC) {
+            msg->version_ok = (len == 3 && ngx_strncmp(s, "2.0", 3) == 0);
+        }
+    }
+
+    return ngx_rpc_parse_scalar(p, NGX_RPC_STRING);
+}
+
+
+static int
+ngx_rpc_parse_start_map(void *ctx)
+{
+    return ngx_rpc_parse_open(ctx, NGX_RPC_OBJECT);
+}
+
+
+static int
+ngx_rpc_parse_start_array(void *ctx)
+{
+    return ngx_rpc_parse_open(ctx, NGX_RPC_ARRAY);
+}
+
+
+static int
+ngx_rpc_parse_map_key(void *ctx, const unsigned char *s, size_t len)
+{
+    ngx_rpc_parser_t  *p = ctx;
+
+    ngx_uint_t      i, depth;
+    ngx_rpc_msg_t  *msg;
+
+    p->last = p->base + yajl_get_bytes_consumed(p->yajl);
+
+    msg = p->msg;
+    depth = ngx_rpc_msg_depth(p);
+
+    if (msg == NULL) {
+        return 1;
+    }
+
+    if (p->depth == depth) {
+        p->key = NGX_RPC_M_N;
+
+        for (i = 0; i < NGX_RPC_M_N; i++) {
+            if (ngx_rpc_members[i].len == len
+                && ngx_strncmp(ngx_rpc_members[i].data, s, len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == NGX_RPC_M_N) {
+            return 1;
+        }
+
+        if (msg->member[i].type != NGX_RPC_NONE) {
+            msg->duplicate = 1;
+            return 1;
+        }
+
+        p->key = i;
+
+    } else if (p->depth == depth + 1 && p->key == NGX_RPC_M_ERROR) {
+        msg->code_key = (len == 4 && ngx_strncmp(s, "code", 4) == 0);
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_rpc_parse_scalar(ngx_rpc_parser_t *p, ngx_uint_t type)
+{
+    off_t             start, end;
+    ngx_rpc_msg_t    *msg;
+    ngx_rpc_value_t  *v;
+
+    end = p->base + yajl_get_bytes_consumed(p->yajl);
+
+    if (p->depth == 0) {
+        p->top = type;
+        p->last = end;
+        return 1;
+    }
+
+    if (p->top == NGX_RPC_ARRAY && p->depth == 1) {
+        start = ngx_rpc_parse_start(p, end);
+
+        msg = ngx_rpc_parse_msg(p, type, start);
+        if (msg == NULL) {
+            return 0;
+        }
+
+        msg->range.end = end;
+        p->msg = NULL;
+
+    } else if (p->depth == ngx_rpc_msg_depth(p) && p->key != NGX_RPC_M_N) {
+        start = ngx_rpc_parse_start(p, end);
+
+        v = &p->msg->member[p->key];
+        v->type = type;
+        v->range.start = start;
+        v->range.end = end;
+
+        p->key = NGX_RPC_M_N;
+    }
+
+    p->last = end;
+
+    return 1;
+}
+
+
+static int
+ngx_rpc_parse_open(ngx_rpc_parser_t *p, ngx_uint_t type)
+{
+    off_t             start;
+    ngx_rpc_value_t  *v;
+
+    p->last = p->base + yajl_get_bytes_consumed(p->yajl);
+    start = p->last - 1;
+
+    if (p->depth == 0) {
+        p->top = type;
+
+        if (type == NGX_RPC_OBJECT
+            && ngx_rpc_parse_msg(p, type, start) == NULL)
+        {
+            return 0;
+        }
+
+    } else if (p->top == NGX_RPC_ARRAY && p->depth == 1) {
+        if (ngx_rpc_parse_msg(p, type, start) == NULL) {
+            return 0;
+        }
+
+    } else if (p->depth == ngx_rpc_msg_depth(p) && p->key != NGX_RPC_M_N) {
+        v = &p->msg->member[p->key];
+        v->type = type;
+        v->range.start = start;
+    }
+
+    if (++p->depth > p->max_depth) {
+        p->error = NGX_RPC_PARSE_ERROR;
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_rpc_parse_end_container(void *ctx)
+{
+    ngx_rpc_parser_t  *p = ctx;
+
+    off_t       end;
+    ngx_uint_t  depth;
+
+    end = p->base + yajl_get_bytes_consumed(p->yajl);
+    p->last = end;
+
+    p->depth--;
+    depth = ngx_rpc_msg_depth(p);
+
+    if (p->msg == NULL) {
+        return 1;
+    }
+
+    if (p->depth == depth && p->key != NGX_RPC_M_N) {
+        p->msg->member[p->key].range.end = end;
+        p->key = NGX_RPC_M_N;
+
+    } else if (p->depth == depth - 1) {
+        p->msg->range.end = end;
+        p->msg = NULL;
+    }
+
+    return 1;
+}
+
+
+static ngx_rpc_msg_t *
+ngx_rpc_parse_msg(ngx_rpc_parser_t *p, ngx_uint_t type, off_t start)
+{
+    ngx_rpc_msg_t  *msg;
+
+    if (p->msgs.nelts >= p->max_msgs) {
+        p->error = NGX_RPC_BATCH_TOO_LARGE;
+        return NULL;
+    }
+
+    msg = ngx_array_push(&p->msgs);
+    if (msg == NULL) {
+        p->error = NGX_ERROR;
+        return NULL;
+    }
+
+    ngx_memzero(msg, sizeof(ngx_rpc_msg_t));
+
+    msg->type = type;
+    msg->range.start = start;
+    msg->num = -1;
+
+    p->msg = msg;
+    p->key = NGX_RPC_M_N;
+
+    return msg;
+}
+
+
+/*
+ * yajl reports where a token ends; it starts after the separators that
+ * follow the previous token, which may lie in an earlier buffer
+ */
+
+static off_t
+ngx_rpc_parse_start(ngx_rpc_parser_t *p, off_t end)
+{
+    off_t           off;
+    ngx_int_t       ch;
+    ngx_uint_t      i;
+    ngx_rpc_seg_t  *seg;
+
+    seg = p->segs.elts;
+
+    for (off = p->last; off < end; off++) {
+
+        ch = -1;
+
+        for (i = p->segs.nelts; i > 0; i--) {
+            if (off >= seg[i - 1].offset) {
+                if (off < seg[i - 1].offset + (off_t) seg[i - 1].len) {
+                    ch = seg[i - 1].start[off - seg[i - 1].offset];
+                }
+
+                break;
+            }
+        }
+
+        if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n'
+            && ch != ',' && ch != ':')
+        {
+            break;
+        }
+    }
+
+    return off;
+}
+
+
+ngx_int_t
+ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
+    ngx_chain_t ***ll)
+{
+    off_t           from, to;
+    ngx_uint_t      i;
+    ngx_rpc_seg_t  *seg;
+
+    seg = p->segs.elts;
+
+    for (i = 0; i < p->segs.nelts; i++) {
+
+        from = ngx_max(range->start, seg[i].offset);
+        to = ngx_min(range->end, seg[i].offset + (off_t) seg[i].len);
+
+        if (from >= to) {
+            continue;
+        }
+
+        if (ngx_rpc_response_buf(p->pool, ll, seg[i].start
+                                 + (from - seg[i].offset), to - from)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_rpc_parse_copy(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
+    ngx_str_t *out)
+{
+    off_t           from, to;
+    u_char         *d;
+    ngx_uint_t      i;
+    ngx_rpc_seg_t  *seg;
+
+    seg = p->segs.elts;
+    out->len = range->end - range->start;
+
+    for (i = 0; i < p->segs.nelts; i++) {
+        if (range->start >= seg[i].offset
+            && range->end <= seg[i].offset + (off_t) seg[i].len)
+        {
+            out->data = seg[i].start + (range->start - seg[i].offset);
+            return NGX_OK;
+        }
+    }
+
+    /* the value straddles buffers */
+
+    out->data = ngx_pnalloc(p->pool, out->len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    d = out->data;
+
+    for (i = 0; i < p->segs.nelts; i++) {
+        from = ngx_max(range->start, seg[i].offset);
+        to = ngx_min(range->end, seg[i].offset + (off_t) seg[i].len);
+
+        if (from < to) {
+            d = ngx_cpymem(d, seg[i].start + (from - seg[i].offset),
+                           to - from);
+        }
+    }
+
+    return NGX_OK;
+}

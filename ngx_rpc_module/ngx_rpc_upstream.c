@@ -1,0 +1,617 @@
+
+/*
+ * Upstream exchange: one HTTP/1.1 POST to an upstream {} group, run by
+ * nginx's upstream machinery (keepalive, next_upstream, timeouts) in a
+ * background in-memory subrequest.  The reply body is parsed as it is read
+ * and kept in the buffers it arrived in; its results go to the client as
+ * slices.  Every failure ends as per-call errors, never an nginx error page.
+ */
+
+
+#include "ngx_rpc.h"
+
+
+#define NGX_RPC_REPLY_MAX_DEPTH  1024
+
+
+static void ngx_rpc_upstream_init(ngx_http_request_t *sr);
+static ngx_int_t ngx_rpc_upstream_create_request(ngx_http_request_t *sr);
+static ngx_int_t ngx_rpc_upstream_reinit_request(ngx_http_request_t *sr);
+static ngx_int_t ngx_rpc_upstream_process_status_line(
+    ngx_http_request_t *sr);
+static ngx_int_t ngx_rpc_upstream_process_header(ngx_http_request_t *sr);
+static void ngx_rpc_upstream_abort_request(ngx_http_request_t *sr);
+static void ngx_rpc_upstream_finalize_request(ngx_http_request_t *sr,
+    ngx_int_t rc);
+static ngx_int_t ngx_rpc_upstream_filter_init(void *data);
+static ngx_int_t ngx_rpc_upstream_filter(void *data, ssize_t bytes);
+static ngx_int_t ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data,
+    ngx_int_t rc);
+static ngx_int_t ngx_rpc_upstream_error(ngx_rpc_exchange_t *ex,
+    ngx_int_t rc);
+static void ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex);
+
+
+ngx_int_t
+ngx_rpc_upstream_start(ngx_rpc_exchange_t *ex)
+{
+    ngx_http_request_t           *r, *sr;
+    ngx_http_post_subrequest_t   *ps;
+
+    r = ex->ctx->request;
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return NGX_ERROR;
+    }
+
+    ps->handler = ngx_rpc_upstream_done;
+    ps->data = ex;
+
+    if (ngx_http_subrequest(r, &r->uri, NULL, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_IN_MEMORY
+                            |NGX_HTTP_SUBREQUEST_BACKGROUND)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* no location lookup: the exchange runs with this location's config */
+
+    sr->loc_conf = r->loc_conf;
+    sr->method = NGX_HTTP_POST;
+    ngx_str_set(&sr->method_name, "POST");
+    sr->write_event_handler = ngx_rpc_upstream_init;
+
+    ngx_http_set_ctx(sr, ex, ngx_rpc_module);
+    ex->sr = sr;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_rpc_upstream_abort(ngx_rpc_exchange_t *ex)
+{
+    ngx_http_upstream_t  *u;
+
+    u = ex->sr ? ex->sr->upstream : NULL;
+
+    if (u && u->cleanup && *u->cleanup) {
+        (*u->cleanup)(ex->sr);
+    }
+}
+
+
+static void
+ngx_rpc_upstream_init(ngx_http_request_t *sr)
+{
+    ngx_http_upstream_t  *u;
+    ngx_rpc_exchange_t   *ex;
+
+    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+
+    if (ngx_http_upstream_create(sr) != NGX_OK) {
+        ngx_http_finalize_request(sr, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    u = sr->upstream;
+
+    ngx_str_set(&u->schema, "http://");
+    u->output.tag = (ngx_buf_tag_t) &ngx_rpc_module;
+    u->conf = ex->conf;
+
+    u->create_request = ngx_rpc_upstream_create_request;
+    u->reinit_request = ngx_rpc_upstream_reinit_request;
+    u->process_header = ngx_rpc_upstream_process_status_line;
+    u->abort_request = ngx_rpc_upstream_abort_request;
+    u->finalize_request = ngx_rpc_upstream_finalize_request;
+    u->input_filter_init = ngx_rpc_upstream_filter_init;
+    u->input_filter = ngx_rpc_upstream_filter;
+    u->input_filter_ctx = ex;
+
+    ngx_http_upstream_init(sr);
+}
+
+
+static ngx_int_t
+ngx_rpc_upstream_create_request(ngx_http_request_t *sr)
+{
+    off_t                 len;
+    ngx_buf_t            *b;
+    ngx_chain_t          *cl;
+    ngx_str_t            *host;
+    ngx_rpc_exchange_t   *ex;
+    ngx_rpc_loc_conf_t   *rlcf;
+
+    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    rlcf = ngx_http_get_module_loc_conf(sr, ngx_rpc_module);
+    host = &ex->conf->upstream->host;
+
+    len = 0;
+
+    for (cl = ex->body; cl; cl = cl->next) {
+        len += cl->buf->last - cl->buf->pos;
+    }
+
+    b = ngx_create_temp_buf(sr->pool,
+                            sizeof("POST  HTTP/1.1" CRLF "Host: " CRLF
+                                   "Content-Type: application/json" CRLF
+                                   "Content-Length: " CRLF CRLF)
+                            + rlcf->uri.len + host->len + NGX_OFF_T_LEN);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_sprintf(b->last, "POST %V HTTP/1.1" CRLF "Host: %V" CRLF
+                          "Content-Type: application/json" CRLF
+                          "Content-Length: %O" CRLF CRLF,
+                          &rlcf->uri, host, len);
+
+    cl = ngx_alloc_chain_link(sr->pool);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    cl->buf = b;
+    cl->next = ex->body;
+
+    sr->upstream->request_bufs = cl;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_rpc_upstream_reinit_request(ngx_http_request_t *sr)
+{
+    ngx_rpc_exchange_t  *ex;
+
+    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+
+    ngx_memzero(&ex->status, sizeof(ngx_http_status_t));
+    ngx_memzero(&ex->chunked, sizeof(ngx_http_chunked_t));
+
+    ex->content_length = -1;
+    ex->chunked_body = 0;
+    ex->conn_close = 0;
+    ex->invalid_header = 0;
+    ex->complete = 0;
+
+    sr->upstream->process_header = ngx_rpc_upstream_process_status_line;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_rpc_upstream_process_status_line(ngx_http_request_t *sr)
+{
+    ngx_int_t             rc;
+    ngx_http_upstream_t  *u;
+    ngx_rpc_exchange_t   *ex;
+
+    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    u = sr->upstream;
+
+    rc = ngx_http_parse_status_line(sr, &u->buffer, &ex->status);
+
+    if (rc == NGX_AGAIN) {
+        return rc;
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                      "rpc: upstream sent no valid HTTP/1.x status line");
+        ex->invalid_header = 1;
+        return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+    }
+
+    u->headers_in.status_n = ex->status.code;
+
+    if (u->state && u->state->status == 0) {
+        u->state->status = ex->status.code;
+    }
+
+    ex->content_length = -1;
+    u->process_header = ngx_rpc_upstream_process_header;
+
+    return ngx_rpc_upstream_process_header(sr);
+}
+
+
+static ngx_int_t
+ngx_rpc_upstream_process_header(ngx_http_request_t *sr)
+{
+    size_t                len;
+    u_char               *name, *value;
+    ngx_int_t             rc;
+    ngx_http_upstream_t  *u;
+    ngx_rpc_exchange_t   *ex;
+
+    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    u = sr->upstream;
+
+    for ( ;; ) {
+
+        rc = ngx_http_parse_header_line(sr, &u->buffer, 1);
+
+        if (rc == NGX_OK) {
+            name = sr->header_name_start;
+            len = sr->header_name_end - name;
+            value = sr->header_start;
+
+            if (len == sizeof("Content-Length") - 1
+                && ngx_strncasecmp(name, (u_char *) "Content-Length", len)
+                   == 0)
+            {
+                ex->content_length = ngx_atoof(value,
+                                               sr->header_end - value);
+
+                if (ex->content_length == NGX_ERROR) {
+                    ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                                  "rpc: upstream sent invalid "
+                                  "\"Content-Length\" header");
+                    ex->invalid_header = 1;
+                    return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+                }
+
+            } else if (len == sizeof("Transfer-Encoding") - 1
+                       && ngx_strncasecmp(name,
+                                          (u_char *) "Transfer-Encoding", len)
+                          == 0)
+            {
+                ex->chunked_body = (ngx_strlcasestrn(value, sr->header_end,
+                                               (u_char *) "chunked", 7 - 1)
+                                    != NULL);
+
+            } else if (len == sizeof("Connection") - 1
+                       && ngx_strncasecmp(name, (u_char *) "Connection", len)
+                          == 0)
+            {
+                ex->conn_close = (ngx_strlcasestrn(value, sr->header_end,
+                                               (u_char *) "close", 5 - 1)
+                                  != NULL);
+            }
+
+            continue;
+        }
+
+        if (rc == NGX_HTTP_PARSE_HEADER_DONE) {
+            if (ex->chunked_body) {
+                ex->content_length = -1;
+            }
+
+            u->headers_in.content_length_n = ex->content_length;
+
+            return NGX_OK;
+        }
+
+        if (rc == NGX_AGAIN) {
+            return NGX_AGAIN;
+        }
+
+        ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                      "rpc: upstream sent invalid header");
+        ex->invalid_header = 1;
+
+        return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+    }
+}
+
+
+static void
+ngx_rpc_upstream_abort_request(ngx_http_request_t *sr)
+{
+    return;
+}
+
+
+static void
+ngx_rpc_upstream_finalize_request(ngx_http_request_t *sr, ngx_int_t rc)
+{
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "rpc: finalize upstream exchange %i", rc);
+}
+
+
+static ngx_int_t
+ngx_rpc_upstream_filter_init(void *data)
+{
+    ngx_rpc_exchange_t  *ex = data;
+
+    ngx_http_upstream_t  *u;
+
+    u = ex->sr->upstream;
+
+    if (ngx_rpc_parse_init(&ex->reply, ex->sr->pool, ex->sr->connection->log,
+                           NGX_RPC_REPLY_MAX_DEPTH, ex->ncalls + 64)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ex->status.code == NGX_HTTP_NO_CONTENT
+        || ex->status.code == NGX_HTTP_NOT_MODIFIED)
+    {
+        u->length = 0;
+
+    } else if (ex->chunked_body) {
+        u->length = 1;
+
+    } else {
+        u->length = ex->content_length;
+    }
+
+    if (u->length == 0) {
+        ex->complete = 1;
+        u->keepalive = !ex->conn_close && ex->status.http_version >= 1001;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_rpc_upstream_filter(void *data, ssize_t bytes)
+{
+    ngx_rpc_exchange_t  *ex = data;
+
+    size_t                n;
+    u_char               *p;
+    ngx_int_t             rc, parse;
+    ngx_buf_t            *b, buf;
+    ngx_http_upstream_t  *u;
+
+    u = ex->sr->upstream;
+    b = &u->buffer;
+
+    parse = (ex->ncalls && ex->status.code == NGX_HTTP_OK);
+
+    ngx_memzero(&buf, sizeof(ngx_buf_t));
+    buf.pos = b->last;
+    buf.last = b->last + bytes;
+    b->last = buf.last;
+
+    if (ex->chunked_body) {
+
+        for ( ;; ) {
+            rc = ngx_http_parse_chunked(ex->sr, &buf, &ex->chunked);
+
+            if (rc == NGX_OK) {
+                n = ngx_min((off_t) (buf.last - buf.pos), ex->chunked.size);
+
+                if (parse) {
+                    (void) ngx_rpc_parse_feed(&ex->reply, buf.pos, n);
+                }
+
+                buf.pos += n;
+                ex->chunked.size -= n;
+                continue;
+            }
+
+            if (rc == NGX_DONE) {
+                u->length = 0;
+                break;
+            }
+
+            if (rc == NGX_AGAIN) {
+                break;
+            }
+
+            ngx_log_error(NGX_LOG_ERR, ex->sr->connection->log, 0,
+                          "rpc: upstream sent invalid chunked reply");
+            ex->invalid_header = 1;
+
+            return NGX_ERROR;
+        }
+
+    } else {
+        if (u->length >= 0 && bytes > u->length) {
+            ngx_log_error(NGX_LOG_WARN, ex->sr->connection->log, 0,
+                          "rpc: upstream sent more data than specified in "
+                          "\"Content-Length\" header");
+            bytes = u->length;
+        }
+
+        if (parse) {
+            (void) ngx_rpc_parse_feed(&ex->reply, buf.pos, bytes);
+        }
+
+        if (u->length > 0) {
+            u->length -= bytes;
+        }
+    }
+
+    if (u->length == 0) {
+        ex->complete = 1;
+        u->keepalive = !ex->conn_close && ex->status.http_version >= 1001;
+        return NGX_OK;
+    }
+
+    if (b->last == b->end) {
+
+        if (!parse || ex->reply.error) {
+            /* nobody refers to these bytes: read over them */
+            b->pos = b->start;
+            b->last = b->start;
+            return NGX_OK;
+        }
+
+        /* the parsed bytes stay where they are: read on into a new buffer */
+
+        p = ngx_palloc(ex->sr->pool, u->conf->buffer_size);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        b->start = p;
+        b->pos = p;
+        b->last = p;
+        b->end = p + u->conf->buffer_size;
+    }
+
+    return NGX_OK;
+}
+
+
+/* post_subrequest handler: turns how the exchange ended into call results */
+
+static ngx_int_t
+ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
+{
+    ngx_rpc_exchange_t  *ex = data;
+
+    ngx_rpc_ctx_t  *ctx;
+
+    ctx = ex->ctx;
+
+    if (ex->done) {
+        return NGX_OK;
+    }
+
+    ex->done = 1;
+    ex->error = ngx_rpc_upstream_error(ex, rc);
+
+    if (ex->error == 0) {
+        ngx_rpc_upstream_match(ex);
+    }
+
+    if (--ctx->pending == 0) {
+        (void) ngx_http_post_request(ctx->request, NULL);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_rpc_upstream_error(ngx_rpc_exchange_t *ex, ngx_int_t rc)
+{
+    ngx_log_t            *log;
+    ngx_http_upstream_t  *u;
+
+    u = ex->sr->upstream;
+    log = ex->sr->connection->log;
+
+    if (rc == NGX_HTTP_GATEWAY_TIME_OUT) {
+        return NGX_RPC_UPSTREAM_TIMEOUT;
+    }
+
+    if (ex->invalid_header) {
+        return NGX_RPC_UPSTREAM_BAD_SHAPE;
+    }
+
+    if (ex->status.code && ex->status.code != NGX_HTTP_OK
+        && (ex->ncalls || ex->status.code >= NGX_HTTP_SPECIAL_RESPONSE))
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "rpc: upstream replied with HTTP status %ui",
+                      ex->status.code);
+        return NGX_RPC_UPSTREAM_STATUS;
+    }
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE || rc == NGX_ERROR || u == NULL) {
+        return (u && u->request_sent) ? NGX_RPC_UPSTREAM_CLOSED
+                                      : NGX_RPC_UPSTREAM_UNAVAILABLE;
+    }
+
+    if (!ex->complete && u->length != -1) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "rpc: upstream prematurely closed connection "
+                      "while reading reply");
+        return NGX_RPC_UPSTREAM_CLOSED;
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
+{
+    ngx_log_t         *log;
+    ngx_uint_t         i, batch, result, error;
+    ngx_rpc_msg_t     *msg;
+    ngx_rpc_call_t    *call, *c;
+    ngx_rpc_parser_t  *p;
+
+    if (ex->ncalls == 0) {
+        return;
+    }
+
+    p = &ex->reply;
+    log = ex->sr->connection->log;
+
+    if (ngx_rpc_parse_finish(p) != NGX_OK) {
+        ex->error = (p->error == NGX_RPC_BATCH_TOO_LARGE)
+                    ? NGX_RPC_UPSTREAM_BAD_SHAPE : NGX_RPC_UPSTREAM_NOT_JSON;
+
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "rpc: upstream reply is not %s",
+                      ex->error == NGX_RPC_UPSTREAM_NOT_JSON
+                      ? "valid JSON" : "of the expected size");
+        return;
+    }
+
+    batch = ex->ctx->batch;
+
+    if (p->top != (batch ? NGX_RPC_ARRAY : NGX_RPC_OBJECT)) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "rpc: upstream reply to a %s is not %s",
+                      batch ? "batch" : "single call",
+                      batch ? "an array" : "an object");
+        ex->error = NGX_RPC_UPSTREAM_BAD_SHAPE;
+        return;
+    }
+
+    call = ex->ctx->calls.elts;
+    msg = p->msgs.elts;
+
+    for (i = 0; i < p->msgs.nelts; i++) {
+
+        if (msg[i].type != NGX_RPC_OBJECT || msg[i].num < 0
+            || (ngx_uint_t) msg[i].num >= ex->ctx->calls.nelts
+            || call[msg[i].num].exchange != ex
+            || call[msg[i].num].notification)
+        {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "rpc: upstream reply has a response with an "
+                          "unknown id at position %ui", i);
+            continue;
+        }
+
+        c = &call[msg[i].num];
+
+        if (c->reply || c->error) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "rpc: upstream reply has id %i more than once",
+                          msg[i].num);
+            continue;
+        }
+
+        result = (msg[i].member[NGX_RPC_M_RESULT].type != NGX_RPC_NONE);
+        error = (msg[i].member[NGX_RPC_M_ERROR].type == NGX_RPC_OBJECT);
+
+        if (result == error || msg[i].duplicate || !msg[i].version_ok) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "rpc: upstream response for id %i is not a valid "
+                          "JSON-RPC 2.0 response", msg[i].num);
+            c->error = NGX_RPC_UPSTREAM_BAD_SHAPE;
+            continue;
+        }
+
+        c->reply = &msg[i];
+    }
+
+    for (i = 0; i < ex->ctx->calls.nelts; i++) {
+        if (call[i].exchange == ex && !call[i].notification
+            && !call[i].reply && !call[i].error)
+        {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "rpc: upstream reply has no response for id %ui",
+                          i);
+        }
+    }
+}

@@ -1,0 +1,169 @@
+
+/*
+ * Variables for log_format: $rpc_method, $rpc_id, $rpc_calls,
+ * $rpc_error_code.  For a batch, values are listed in request order,
+ * separated by commas; "-" stands for a missing method or id.
+ */
+
+
+#include "ngx_rpc.h"
+
+
+#define NGX_RPC_VAR_METHOD      0
+#define NGX_RPC_VAR_ID          1
+#define NGX_RPC_VAR_CALLS       2
+#define NGX_RPC_VAR_ERROR_CODE  3
+
+
+static ngx_int_t ngx_rpc_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_rpc_variable_list(ngx_rpc_ctx_t *ctx,
+    ngx_http_variable_value_t *v, ngx_uint_t member);
+
+
+static ngx_http_variable_t  ngx_rpc_vars[] = {
+
+    { ngx_string("rpc_method"), NULL, ngx_rpc_variable,
+      NGX_RPC_VAR_METHOD, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("rpc_id"), NULL, ngx_rpc_variable,
+      NGX_RPC_VAR_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("rpc_calls"), NULL, ngx_rpc_variable,
+      NGX_RPC_VAR_CALLS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("rpc_error_code"), NULL, ngx_rpc_variable,
+      NGX_RPC_VAR_ERROR_CODE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+ngx_int_t
+ngx_rpc_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_rpc_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_rpc_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
+{
+    u_char         *p;
+    ngx_rpc_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_rpc_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    switch (data) {
+
+    case NGX_RPC_VAR_CALLS:
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_sprintf(p, "%ui", ctx->calls.nelts) - p;
+        return NGX_OK;
+
+    case NGX_RPC_VAR_ERROR_CODE:
+        v->data = ctx->codes.data;
+        v->len = ctx->codes.len;
+        return NGX_OK;
+
+    case NGX_RPC_VAR_METHOD:
+        return ngx_rpc_variable_list(ctx, v, NGX_RPC_M_METHOD);
+
+    default: /* NGX_RPC_VAR_ID */
+        return ngx_rpc_variable_list(ctx, v, NGX_RPC_M_ID);
+    }
+}
+
+
+static ngx_int_t
+ngx_rpc_variable_list(ngx_rpc_ctx_t *ctx, ngx_http_variable_value_t *v,
+    ngx_uint_t member)
+{
+    u_char          *p;
+    size_t           len;
+    ngx_str_t       *s;
+    ngx_uint_t       i, n;
+    ngx_rpc_call_t  *call;
+
+    n = ctx->calls.nelts;
+    call = ctx->calls.elts;
+
+    s = ngx_palloc(ctx->request->pool, (n + 1) * sizeof(ngx_str_t));
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    for (i = 0; i < n; i++) {
+        ngx_str_set(&s[i], "-");
+
+        if (member == NGX_RPC_M_METHOD) {
+            if (call[i].msg->member[member].type == NGX_RPC_STRING) {
+                s[i] = call[i].msg->method;
+            }
+
+        } else if (call[i].msg->member[member].type != NGX_RPC_NONE
+                   && ngx_rpc_parse_copy(&ctx->parser,
+                                         &call[i].msg->member[member].range,
+                                         &s[i])
+                      != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        len += s[i].len + 1;
+    }
+
+    if (n == 1) {
+        v->data = s[0].data;
+        v->len = s[0].len;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(ctx->request->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, s[i].data, s[i].len);
+    }
+
+    v->len = p - v->data;
+
+    return NGX_OK;
+}
