@@ -144,6 +144,7 @@ typedef struct {
     ngx_http_status_t            status;
     ngx_http_chunked_t           chunked;
     off_t                        content_length;
+    ngx_int_t                    rc;
     ngx_int_t                    error;
     unsigned                     chunked_body:1;
     unsigned                     conn_close:1;

@@ -40,7 +40,7 @@ static ngx_rpc_error_t  ngx_rpc_errors[] = {
     { NGX_RPC_METHOD_NOT_FOUND, "Method not found" },
     { NGX_RPC_UPSTREAM_UNAVAILABLE, "Upstream unavailable" },
     { NGX_RPC_UPSTREAM_TIMEOUT, "Upstream timed out" },
-    { NGX_RPC_UPSTREAM_CLOSED, "Upstream closed connection mid-reply" },
+    { NGX_RPC_UPSTREAM_CLOSED, "Upstream closed connection before reply was complete" },
     { NGX_RPC_UPSTREAM_STATUS, "Upstream replied with HTTP error status" },
     { NGX_RPC_UPSTREAM_NOT_JSON, "Upstream reply is not valid JSON" },
     { NGX_RPC_UPSTREAM_BAD_SHAPE, "Upstream reply is not a valid response" },

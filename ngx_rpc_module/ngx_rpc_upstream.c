@@ -283,7 +283,11 @@ ngx_rpc_upstream_process_header(ngx_http_request_t *sr)
                 ex->content_length = -1;
             }
 
-            u->headers_in.content_length_n = ex->content_length;
+            /*
+             * the length stays unknown to nginx: it would make the
+             * in-memory subrequest output check it against
+             * subrequest_output_buffer_size, and the reply is ours to read
+             */
 
             return NGX_OK;
         }
@@ -308,11 +312,18 @@ ngx_rpc_upstream_abort_request(ngx_http_request_t *sr)
 }
 
 
+/* rc is kept here: nginx reports failures after the header as success */
+
 static void
 ngx_rpc_upstream_finalize_request(ngx_http_request_t *sr, ngx_int_t rc)
 {
+    ngx_rpc_exchange_t  *ex;
+
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                    "rpc: finalize upstream exchange %i", rc);
+
+    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    ex->rc = rc;
 }
 
 
@@ -430,27 +441,31 @@ ngx_rpc_upstream_filter(void *data, ssize_t bytes)
         return NGX_OK;
     }
 
-    if (b->last == b->end) {
-
-        if (!parse || ex->reply.error) {
-            /* nobody refers to these bytes: read over them */
-            b->pos = b->start;
-            b->last = b->start;
-            return NGX_OK;
-        }
-
-        /* the parsed bytes stay where they are: read on into a new buffer */
-
-        p = ngx_palloc(ex->sr->pool, u->conf->buffer_size);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        b->start = p;
-        b->pos = p;
-        b->last = p;
-        b->end = p + u->conf->buffer_size;
+    if (!parse || ex->reply.error) {
+        /* nobody refers to these bytes: nginx may read over them */
+        return NGX_OK;
     }
+
+    /*
+     * nginx rewinds the buffer to its start after each read: the parsed
+     * bytes are kept by moving the start past them, or by a new buffer
+     */
+
+    if ((size_t) (b->end - b->last) >= u->conf->buffer_size / 4) {
+        b->start = b->last;
+        b->pos = b->last;
+        return NGX_OK;
+    }
+
+    p = ngx_palloc(ex->sr->pool, u->conf->buffer_size);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->start = p;
+    b->pos = p;
+    b->last = p;
+    b->end = p + u->conf->buffer_size;
 
     return NGX_OK;
 }
@@ -461,6 +476,8 @@ ngx_rpc_upstream_filter(void *data, ssize_t bytes)
 static ngx_int_t
 ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 {
+    /* rc is not used: see ngx_rpc_upstream_finalize_request() */
+
     ngx_rpc_exchange_t  *ex = data;
 
     ngx_rpc_ctx_t  *ctx;
@@ -472,7 +489,7 @@ ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     }
 
     ex->done = 1;
-    ex->error = ngx_rpc_upstream_error(ex, rc);
+    ex->error = ngx_rpc_upstream_error(ex, ex->rc);
 
     if (ex->error == 0) {
         ngx_rpc_upstream_match(ex);
@@ -504,6 +521,7 @@ ngx_rpc_upstream_error(ngx_rpc_exchange_t *ex, ngx_int_t rc)
     }
 
     if (ex->status.code && ex->status.code != NGX_HTTP_OK
+        && ex->status.code != NGX_HTTP_NO_CONTENT
         && (ex->ncalls || ex->status.code >= NGX_HTTP_SPECIAL_RESPONSE))
     {
         ngx_log_error(NGX_LOG_ERR, log, 0,
@@ -543,6 +561,12 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
 
     p = &ex->reply;
     log = ex->sr->connection->log;
+
+    if (ex->status.code == NGX_HTTP_NO_CONTENT) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "rpc: upstream replied 204 to %ui calls", ex->ncalls);
+        return;
+    }
 
     if (ngx_rpc_parse_finish(p) != NGX_OK) {
         ex->error = (p->error == NGX_RPC_BATCH_TOO_LARGE)
