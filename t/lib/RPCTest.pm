@@ -1,0 +1,447 @@
+package RPCTest;
+
+# Test harness for ngx_rpc_module, on Test::Base.
+#
+# Each block of a test file is a specification:
+#
+#   === TEST 1: name
+#   --- http_config          (optional, inside http {})
+#   upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+#   --- config               (inside server {})
+#   location /rpc { rpc_pass backend; }
+#   --- request              (the POST body; "--- request eval" for Perl)
+#   --- method / --- path / --- more_headers / --- chunk_size
+#   --- error_code           (HTTP status)
+#   --- response_body        (exact) / --- response_body_like (regex)
+#   --- response_json        (compared as JSON values)
+#   --- error_log / --- no_error_log   (one literal string per line)
+#   --- access_log           (literal strings the access log must show)
+#
+# $SERVER_PORT, $UPSTREAM_PORT, $UPSTREAM2_PORT, $DEAD_PORT and $SERVROOT in
+# configs are replaced; naming an upstream port starts t/lib/upstream.pl on
+# it.  nginx runs in the foreground under a temporary prefix, and any
+# [alert], [crit] or [emerg] in error.log fails the test.
+#
+# TEST_NGINX_USE_VALGRIND=1 runs nginx under valgrind (one process) and fails
+# on any memcheck error or definite leak; TEST_NGINX_USE_ASAN=1 preloads
+# libasan (with an ASan-built module in TEST_NGINX_MODULE) and fails on any
+# sanitizer report.
+
+use strict;
+use warnings;
+
+use Test::Base ();
+use Test::More ();
+use IO::Socket::INET;
+use IO::Select;
+use File::Temp qw(tempdir);
+use File::Spec;
+use Cwd qw(abs_path);
+use POSIX ();
+use Time::HiRes qw(sleep time);
+use JSON::PP;
+use Exporter ();
+
+our @ISA = ('Exporter');
+
+our @EXPORT = qw(run_blocks start_nginx stop_nginx reload_nginx http_post
+                 http_request port servroot upstream_conns error_log_text
+                 access_log_text json_is nginx_pid $Valgrind);
+
+our $Root = abs_path(File::Spec->catdir((File::Spec->splitpath(
+                abs_path(__FILE__)))[1], '..', '..'));
+our $Nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+our $Module = $ENV{TEST_NGINX_MODULE} || "$Root/build/ngx_rpc_module.so";
+our $Valgrind = $ENV{TEST_NGINX_USE_VALGRIND} ? 1 : 0;
+our $Asan = $ENV{TEST_NGINX_USE_ASAN} ? 1 : 0;
+our $Timeout = $Valgrind ? 60 : 10;
+
+my $Servroot = tempdir('ngx-rpc-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my %Ports;
+my %Upstreams;
+my ($NginxPid, $RunningConf);
+my $json = JSON::PP->new->canonical->allow_nonref;
+
+die "module not built: $Module (run 'make')\n" unless -f $Module;
+
+# a plan that counts as we go: Test::Base plans on its own otherwise
+sub import {
+    Test::More::plan('no_plan') unless Test::Builder->new->has_plan;
+    __PACKAGE__->export_to_level(1, @_);
+}
+
+sub servroot { $Servroot }
+
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Listen => 1, ReuseAddr => 1)
+        or die "no free port: $!";
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+sub port {
+    my ($name) = @_;
+    return $Ports{$name} //= free_port();
+}
+
+sub wait_port {
+    my ($p, $pid) = @_;
+    my $end = time + $Timeout;
+    while (time < $end) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $p, Timeout => 1);
+        if ($s) { close $s; return 1 }
+        return 0 if $pid && waitpid($pid, POSIX::WNOHANG()) == $pid;
+        sleep 0.02;
+    }
+    return 0;
+}
+
+# a real JSON-RPC upstream, started once per test file
+sub upstream {
+    my ($name) = @_;
+    return $Upstreams{$name} if $Upstreams{$name};
+    my $p = port("${name}_PORT");
+    my $state = "$Servroot/$name.conns";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        setpgrp(0, 0);
+        open STDERR, '>>', "$Servroot/$name.log";
+        exec $^X, "$Root/t/lib/upstream.pl", '--port', $p, '--name', $name,
+             '--state', $state;
+        die "exec: $!";
+    }
+    wait_port($p, $pid) or die "upstream $name did not start";
+    return $Upstreams{$name} = { pid => $pid, port => $p, state => $state };
+}
+
+sub upstream_conns {
+    my ($name) = @_;
+    my $u = upstream($name // 'UPSTREAM');
+    open my $f, '<', $u->{state} or return 0;
+    my $n = <$f>;
+    return int($n // 0);
+}
+
+sub expand {
+    my ($text) = @_;
+    return '' unless defined $text;
+    $text =~ s/\$SERVROOT\b/$Servroot/g;
+    $text =~ s{\$(UPSTREAM\d*)_PORT\b}{upstream($1); port("$1_PORT")}ge;
+    $text =~ s/\$(\w+_PORT)\b/port($1)/ge;
+    return $text;
+}
+
+sub write_config {
+    my (%o) = @_;
+    my $workers = $o{workers} // 1;
+    my $master = $Valgrind ? 'off' : 'on';
+    my $user = $> == 0 ? 'user root;' : '';
+    my $level = $o{log_level} // 'info';
+    my $sp = port('SERVER_PORT');
+    my $http = expand($o{http_config});
+    my $server = expand($o{config});
+    my $main = expand($o{main_config});
+    mkdir "$Servroot/logs";
+    my $conf = <<"EOF";
+load_module $Module;
+daemon off;
+master_process $master;
+worker_processes $workers;
+$user
+pid $Servroot/nginx.pid;
+error_log $Servroot/logs/error.log $level;
+$main
+events { worker_connections 1024; }
+http {
+    log_format rpc '\$status \$rpc_calls m=\$rpc_method id=\$rpc_id e=\$rpc_error_code';
+    access_log $Servroot/logs/access.log rpc;
+    client_body_temp_path $Servroot/client_body_temp;
+    proxy_temp_path $Servroot/proxy_temp;
+    fastcgi_temp_path $Servroot/fastcgi_temp;
+    uwsgi_temp_path $Servroot/uwsgi_temp;
+    scgi_temp_path $Servroot/scgi_temp;
+$http
+    server {
+        listen 127.0.0.1:$sp;
+        server_name localhost;
+$server
+    }
+}
+EOF
+    open my $f, '>', "$Servroot/nginx.conf" or die $!;
+    print $f $conf;
+    close $f;
+    return $conf;
+}
+
+sub nginx_pid { $NginxPid }
+
+sub start_nginx {
+    my (%o) = @_;
+    stop_nginx() if $NginxPid;
+    my $conf = write_config(%o);
+    unlink "$Servroot/logs/error.log";
+    my @cmd = ($Nginx, '-p', "$Servroot/", '-c', "$Servroot/nginx.conf");
+    if ($Valgrind) {
+        unshift @cmd, 'valgrind', '-q', '--tool=memcheck', '--leak-check=full',
+            '--show-leak-kinds=definite', '--errors-for-leak-kinds=definite',
+            '--num-callers=30', "--log-file=$Servroot/valgrind.log",
+            "--suppressions=$Root/t/valgrind.supp";
+    }
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>>', "$Servroot/stderr.log";
+        open STDOUT, '>>', "$Servroot/stderr.log";
+        if ($Asan) {
+            chomp(my $lib = `gcc -print-file-name=libasan.so`);
+            $ENV{LD_PRELOAD} = $lib;
+            $ENV{ASAN_OPTIONS} = 'detect_leaks=0:abort_on_error=0';
+        }
+        exec @cmd;
+        die "exec: $!";
+    }
+    $NginxPid = $pid;
+    $RunningConf = $o{key};
+    if (!wait_port(port('SERVER_PORT'), $pid)) {
+        my $log = error_log_text() . slurp("$Servroot/stderr.log");
+        $NginxPid = undef;
+        Test::More::diag("nginx did not start:\n$log");
+        return 0;
+    }
+    return 1;
+}
+
+sub reload_nginx {
+    kill 'HUP', $NginxPid if $NginxPid;
+}
+
+sub stop_nginx {
+    return unless $NginxPid;
+    kill 'TERM', $NginxPid;
+    my $end = time + $Timeout;
+    while (time < $end) {
+        last if waitpid($NginxPid, POSIX::WNOHANG()) == $NginxPid;
+        sleep 0.02;
+    }
+    if (kill 0, $NginxPid) {
+        Test::More::fail("nginx did not exit on TERM");
+        kill 'KILL', $NginxPid;
+        waitpid($NginxPid, 0);
+    }
+    $NginxPid = undef;
+    $RunningConf = undef;
+    check_sanitizers();
+}
+
+sub slurp {
+    my ($file, $from) = @_;
+    open my $f, '<', $file or return '';
+    local $/;
+    seek $f, $from, 0 if $from;
+    my $t = <$f>;
+    return $t // '';
+}
+
+sub error_log_text { slurp("$Servroot/logs/error.log", @_) }
+sub access_log_text { slurp("$Servroot/logs/access.log", @_) }
+
+sub check_sanitizers {
+    my $err = slurp("$Servroot/stderr.log");
+    if ($err =~ /(AddressSanitizer|LeakSanitizer|runtime error:)/) {
+        Test::More::fail("sanitizer report");
+        Test::More::diag($err);
+    }
+    unlink "$Servroot/stderr.log";
+    if ($Valgrind) {
+        my $v = slurp("$Servroot/valgrind.log");
+        if ($v =~ /\S/) {
+            Test::More::fail("valgrind report");
+            Test::More::diag($v);
+        } else {
+            Test::More::pass("valgrind clean");
+        }
+        unlink "$Servroot/valgrind.log";
+    }
+}
+
+# fails on [alert], [crit] and [emerg] lines written since offset $from
+sub check_error_log {
+    my ($from, $name) = @_;
+    my @bad = grep { /\[(alert|crit|emerg)\]/ }
+              split /\n/, error_log_text($from);
+    Test::More::ok(!@bad, "$name - no alert/crit/emerg in error.log")
+        or Test::More::diag(join "\n", @bad);
+}
+
+sub http_request {
+    my (%o) = @_;
+    my $method = $o{method} // 'POST';
+    my $path = $o{path} // '/rpc';
+    my $body = $o{body} // '';
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $o{port} // port('SERVER_PORT'),
+                                  Timeout => 5)
+        or return { status => 0, body => '', error => "connect: $!" };
+    binmode $s;
+    my $head = "$method $path HTTP/1.1\r\nHost: localhost\r\n"
+             . "Connection: close\r\n";
+    $head .= $o{headers} if $o{headers};
+    my @pieces;
+    if ($o{chunk_size}) {
+        $head .= "Transfer-Encoding: chunked\r\n\r\n";
+        for my $p (unpack "(a$o{chunk_size})*", $body) {
+            push @pieces, sprintf("%x\r\n%s\r\n", length $p, $p);
+        }
+        push @pieces, "0\r\n\r\n";
+    } elsif ($method eq 'POST' || length $body) {
+        $head .= "Content-Type: application/json\r\n"
+               . "Content-Length: " . length($body) . "\r\n\r\n";
+        @pieces = defined $o{split} ? (map { substr($body, $_->[0], $_->[1]) }
+                                       @{$o{split}}) : ($body);
+    } else {
+        $head .= "\r\n";
+    }
+    syswrite($s, $head);
+    for my $p (@pieces) {
+        syswrite($s, $p) if length $p;
+        sleep $o{delay} if $o{delay};
+    }
+    return { status => 0, body => '' } if $o{no_read};
+    my $raw = '';
+    my $sel = IO::Select->new($s);
+    my $end = time + ($o{timeout} // $Timeout);
+    while (time < $end) {
+        last unless $sel->can_read($end - time);
+        my $n = sysread($s, $raw, 65536, length $raw);
+        last unless $n;
+    }
+    close $s;
+    my ($h, $b) = split /\r\n\r\n/, $raw, 2;
+    my $res = { raw => $raw, status => 0, body => $b // '', headers => {} };
+    return $res unless defined $h && $h =~ m{^HTTP/1\.\d (\d+)};
+    $res->{status} = $1;
+    for (split /\r\n/, $h) {
+        $res->{headers}{lc $1} = $2 if /^([^:]+):\s*(.*)$/;
+    }
+    if (($res->{headers}{'transfer-encoding'} // '') =~ /chunked/) {
+        my ($in, $out) = ($res->{body}, '');
+        while ($in =~ s/^([0-9a-f]+)\r\n//i) {
+            my $n = hex $1;
+            last if $n == 0;
+            $out .= substr($in, 0, $n);
+            substr($in, 0, $n + 2) = '';
+        }
+        $res->{body} = $out;
+    }
+    return $res;
+}
+
+sub http_post {
+    my ($body, %o) = @_;
+    return http_request(%o, body => $body);
+}
+
+sub json_is {
+    my ($got, $expected, $name) = @_;
+    my $g = eval { $json->decode($got) };
+    my $e = $json->decode($expected);
+    Test::More::is_deeply($g, $e, $name)
+        or Test::More::diag("got: $got");
+}
+
+sub run_blocks {
+    for my $block (Test::Base::blocks()) {
+        run_block($block);
+    }
+    stop_nginx();
+}
+
+sub section {
+    my ($block, $name) = @_;
+    my $v = $block->can($name) ? $block->$name : undef;
+    return $v;
+}
+
+sub run_block {
+    my ($block) = @_;
+    my $name = $block->name;
+    my %conf = (http_config => section($block, 'http_config'),
+                config => section($block, 'config'),
+                main_config => section($block, 'main_config'),
+                workers => section($block, 'workers'));
+    chomp $conf{workers} if defined $conf{workers};
+    my $key = join "\0", map { $_ // '' } @conf{qw(http_config config
+                                                 main_config workers)};
+    if (!$NginxPid || $RunningConf ne $key) {
+        start_nginx(%conf, key => $key)
+            or return Test::More::fail("$name - nginx starts");
+    }
+    my $from = -s "$Servroot/logs/error.log" // 0;
+    my $afrom = -s "$Servroot/logs/access.log" // 0;
+    my $body = section($block, 'request') // '';
+    $body =~ s/\n\z//;
+    my $method = section($block, 'method');
+    my $path = section($block, 'path');
+    my $headers = section($block, 'more_headers');
+    my $chunk = section($block, 'chunk_size');
+    chomp($method, $path) if defined $method;
+    chomp $path if defined $path;
+    chomp $chunk if defined $chunk;
+    $headers =~ s/\n/\r\n/g if defined $headers;
+    my $res = http_request(method => $method // 'POST', path => $path,
+                           body => $body, headers => $headers,
+                           chunk_size => $chunk);
+    my $v;
+    if (defined($v = section($block, 'error_code'))) {
+        chomp $v;
+        Test::More::is($res->{status}, $v, "$name - status code");
+    }
+    if (defined($v = section($block, 'response_body'))) {
+        $v =~ s/\n\z//;
+        Test::More::is($res->{body}, $v, "$name - response body");
+    }
+    if (defined($v = section($block, 'response_body_like'))) {
+        $v =~ s/\n\z//;
+        Test::More::like($res->{body}, qr/$v/s, "$name - response body like");
+    }
+    if (defined($v = section($block, 'response_json'))) {
+        json_is($res->{body}, $v, "$name - response JSON");
+    }
+    sleep 0.05 if section($block, 'error_log') || section($block, 'access_log');
+    my $log = error_log_text($from);
+    if (defined($v = section($block, 'error_log'))) {
+        for my $line (grep { length } split /\n/, $v) {
+            Test::More::ok(index($log, $line) >= 0,
+                           "$name - error.log has \"$line\"");
+        }
+    }
+    if (defined($v = section($block, 'no_error_log'))) {
+        for my $line (grep { length } split /\n/, $v) {
+            Test::More::ok(index($log, $line) < 0,
+                           "$name - error.log has no \"$line\"");
+        }
+    }
+    if (defined($v = section($block, 'access_log'))) {
+        my $alog = access_log_text($afrom);
+        for my $line (grep { length } split /\n/, $v) {
+            Test::More::ok(index($alog, $line) >= 0,
+                           "$name - access log has \"$line\"")
+                or Test::More::diag("access log: $alog");
+        }
+    }
+    check_error_log($from, $name);
+}
+
+END {
+    stop_nginx() if $NginxPid;
+    for my $u (values %Upstreams) {
+        kill 'TERM', -$u->{pid};
+        kill 'TERM', $u->{pid};
+        waitpid($u->{pid}, 0);
+    }
+}
+
+1;
