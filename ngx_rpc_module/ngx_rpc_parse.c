@@ -120,6 +120,9 @@ ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
         return NGX_OK;
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, p->log, 0,
+                   "rpc: parse %uz bytes at %O", len, p->total);
+
     seg = ngx_array_push(&p->segs);
     if (seg == NULL) {
         p->error = NGX_ERROR;
@@ -129,6 +132,16 @@ ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
     seg->start = data;
     seg->offset = p->total;
     seg->len = len;
+
+    /* yajl takes these for white space; JSON has them nowhere unescaped */
+
+    if (memchr(data, '\f', len) != NULL || memchr(data, '\v', len) != NULL)
+    {
+        ngx_log_error(NGX_LOG_INFO, p->log, 0,
+                      "rpc: invalid JSON: form feed or vertical tab");
+        p->error = NGX_RPC_PARSE_ERROR;
+        return NGX_ERROR;
+    }
 
     p->base = p->total;
     p->chunk = data;
