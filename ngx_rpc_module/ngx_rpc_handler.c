@@ -191,10 +191,16 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
     p = &ctx->parser;
     rlcf = ngx_http_get_module_loc_conf(r, ngx_rpc_module);
 
+    /*
+     * calls point to their exchange: the array is sized for one exchange
+     * per route and the default upstream so that it never moves
+     */
+
     if (ngx_array_init(&ctx->calls, r->pool, ngx_max(p->msgs.nelts, 1),
                        sizeof(ngx_rpc_call_t))
         != NGX_OK
-        || ngx_array_init(&ctx->exchanges, r->pool, 1,
+        || ngx_array_init(&ctx->exchanges, r->pool,
+                          rlcf->routes ? rlcf->routes->nelts + 1 : 1,
                           sizeof(ngx_rpc_exchange_t))
            != NGX_OK)
     {
@@ -315,10 +321,11 @@ ngx_rpc_exchange(ngx_rpc_ctx_t *ctx, ngx_http_upstream_conf_t *conf)
         }
     }
 
-    ex = ngx_array_push(&ctx->exchanges);
-    if (ex == NULL) {
+    if (ctx->exchanges.nelts == ctx->exchanges.nalloc) {
         return NULL;
     }
+
+    ex = ngx_array_push(&ctx->exchanges);
 
     ngx_memzero(ex, sizeof(ngx_rpc_exchange_t));
 
