@@ -167,6 +167,11 @@ sub call {
     return result($id, 'x' x $a[0]) if $m eq 'test_big';
     if ($m eq 'test_sleep') { usleep(($a[0] // 100) * 1000); return result($id, 'slept') }
     return error($id, -32000, 'upstream says no') if $m eq 'test_error';
+    if ($m eq 'test_fail_on') {
+        return result($id, $name) if $a[0] ne $name;
+        $$mode{$a[1]} = 1;
+        return result($id, $a[1]);
+    }
     if ($m =~ /^test_(reset|reset_mid|garbage|http500|shape|single|chunked|close|drop_id|dup_id|extra_id)$/) {
         $$mode{$1} = 1;
         return $1 eq 'drop_id' ? undef : result($id, $1);

@@ -1,0 +1,277 @@
+# Upstream exchange: every failure is a per-call error with its own code,
+# replies of every framing, keepalive, failover, timeouts.
+use strict;
+use warnings;
+use Test::Base;
+use lib 't/lib';
+use RPCTest;
+
+run_blocks();
+
+__DATA__
+
+=== TEST 1: connection refused: upstream unavailable
+--- config
+location /rpc { rpc_pass 127.0.0.1:$DEAD_PORT; }
+--- request
+{"jsonrpc":"2.0","method":"sum","id":1}
+--- error_code
+200
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32000,"message":"Upstream unavailable"},"id":1}
+--- error_log
+Connection refused
+
+=== TEST 2: reset before the reply
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+[{"jsonrpc":"2.0","method":"test_reset","id":1},{"jsonrpc":"2.0","method":"sum","id":2}]
+--- response_body
+[{"jsonrpc":"2.0","error":{"code":-32002,"message":"Upstream closed connection before reply was complete"},"id":1},{"jsonrpc":"2.0","error":{"code":-32002,"message":"Upstream closed connection before reply was complete"},"id":2}]
+--- error_log
+Connection reset by peer
+
+=== TEST 3: reset in the middle of the reply
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+{"jsonrpc":"2.0","method":"test_reset_mid","id":"m"}
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32002,"message":"Upstream closed connection before reply was complete"},"id":"m"}
+--- error_log
+Connection reset by peer
+
+=== TEST 4: rpc_timeout answers with the timeout error
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; rpc_timeout 200ms; }
+--- request
+[{"jsonrpc":"2.0","method":"test_sleep","params":[1500],"id":1},{"jsonrpc":"2.0","method":"sum","id":2}]
+--- response_body
+[{"jsonrpc":"2.0","error":{"code":-32001,"message":"Upstream timed out"},"id":1},{"jsonrpc":"2.0","error":{"code":-32001,"message":"Upstream timed out"},"id":2}]
+--- error_log
+rpc: calls not answered within rpc_timeout 200
+
+=== TEST 5: rpc_read_timeout is an upstream timeout too
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; rpc_read_timeout 200ms; }
+--- request
+{"jsonrpc":"2.0","method":"test_sleep","params":[1500],"id":1}
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32001,"message":"Upstream timed out"},"id":1}
+--- error_log
+upstream timed out
+
+=== TEST 6: HTTP 500 from upstream
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+{"jsonrpc":"2.0","method":"test_http500","id":1}
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32003,"message":"Upstream replied with HTTP error status"},"id":1}
+--- error_log
+rpc: upstream replied with HTTP status 500
+
+=== TEST 7: a reply that is not JSON
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+{"jsonrpc":"2.0","method":"test_garbage","id":1}
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32004,"message":"Upstream reply is not valid JSON"},"id":1}
+--- error_log
+rpc: upstream reply is not valid JSON
+
+=== TEST 8: a reply of the wrong shape
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+{"jsonrpc":"2.0","method":"test_shape","id":1}
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32005,"message":"Upstream reply is not a valid response"},"id":1}
+--- error_log
+rpc: upstream reply to a single call is not an object
+
+=== TEST 9: a batch answered with a single error object
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+[{"jsonrpc":"2.0","method":"test_single","id":1},{"jsonrpc":"2.0","method":"sum","id":2}]
+--- response_body
+[{"jsonrpc":"2.0","error":{"code":-32005,"message":"Upstream reply is not a valid response"},"id":1},{"jsonrpc":"2.0","error":{"code":-32005,"message":"Upstream reply is not a valid response"},"id":2}]
+--- error_log
+rpc: upstream reply to a batch is not an array
+
+=== TEST 10: a missing id is that call's error only
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+[{"jsonrpc":"2.0","method":"sum","params":[1],"id":1},{"jsonrpc":"2.0","method":"test_drop_id","id":2},{"jsonrpc":"2.0","method":"sum","params":[3],"id":3}]
+--- response_body
+[{"jsonrpc":"2.0","id":1,"result":1},{"jsonrpc":"2.0","error":{"code":-32006,"message":"Upstream reply has no response for call"},"id":2},{"jsonrpc":"2.0","id":3,"result":3}]
+--- error_log
+rpc: upstream reply has no response for id 1
+
+=== TEST 11: duplicate and extra ids: the first answer counts
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+[{"jsonrpc":"2.0","method":"test_dup_id","id":"a"},{"jsonrpc":"2.0","method":"test_extra_id","id":"b"}]
+--- response_body
+[{"jsonrpc":"2.0","id":"a","result":"dup_id"},{"jsonrpc":"2.0","id":"b","result":"extra_id"}]
+--- error_log
+rpc: upstream reply has id 0 more than once
+rpc: upstream reply has a response with an unknown id
+
+=== TEST 12: error responses from upstream pass through byte for byte
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+{"jsonrpc":"2.0","method":"test_error","id":1}
+--- response_body
+{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"upstream says no"}}
+
+=== TEST 13: chunked reply
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+[{"jsonrpc":"2.0","method":"test_chunked","id":1},{"jsonrpc":"2.0","method":"test_echo","params":["abcdefghijklmnopqrstuvwxyz"],"id":2}]
+--- response_body
+[{"jsonrpc":"2.0","id":1,"result":"chunked"},{"jsonrpc":"2.0","id":2,"result":["abcdefghijklmnopqrstuvwxyz"]}]
+
+=== TEST 14: reply delimited by connection close
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+{"jsonrpc":"2.0","method":"test_close","id":1}
+--- response_body
+{"jsonrpc":"2.0","id":1,"result":"close"}
+
+=== TEST 15: a large reply read in many buffers
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; rpc_buffer_size 1k; }
+--- request
+[{"jsonrpc":"2.0","method":"test_big","params":[300000],"id":1},{"jsonrpc":"2.0","method":"sum","params":[4],"id":2}]
+--- response_body eval
+'[{"jsonrpc":"2.0","id":1,"result":"' . ('x' x 300000) . '"},{"jsonrpc":"2.0","id":2,"result":4}]'
+
+=== TEST 16: rpc_next_upstream fails over to the next server
+--- http_config
+upstream backend {
+    server 127.0.0.1:$DEAD_PORT;
+    server 127.0.0.1:$UPSTREAM2_PORT;
+}
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+[{"jsonrpc":"2.0","method":"test_whoami","id":1}]
+--- response_body
+[{"jsonrpc":"2.0","id":1,"result":"UPSTREAM2"}]
+
+=== TEST 17: failover again (round robin starts at the other server)
+--- http_config
+upstream backend {
+    server 127.0.0.1:$DEAD_PORT;
+    server 127.0.0.1:$UPSTREAM2_PORT;
+}
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+[{"jsonrpc":"2.0","method":"test_whoami","id":1}]
+--- response_body
+[{"jsonrpc":"2.0","id":1,"result":"UPSTREAM2"}]
+
+=== TEST 18: rpc_next_upstream off: no failover
+--- http_config
+upstream backend {
+    server 127.0.0.1:$DEAD_PORT max_fails=0;
+    server 127.0.0.1:$UPSTREAM2_PORT max_fails=0;
+}
+--- config
+location /rpc { rpc_pass backend; rpc_next_upstream off; }
+location /t {
+    rpc_pass backend; rpc_next_upstream off;
+}
+--- request
+{"jsonrpc":"2.0","method":"test_whoami","id":1}
+--- response_body_like
+^\{"jsonrpc":"2.0",("id":1,"result":"UPSTREAM2"|"error":\{"code":-32000,"message":"Upstream unavailable"\},"id":1)\}$
+
+=== TEST 19: a reset after the request was sent is not retried by default
+--- http_config
+upstream backend {
+    server 127.0.0.1:$UPSTREAM_PORT;
+    server 127.0.0.1:$UPSTREAM2_PORT;
+}
+--- config
+location /rpc { rpc_pass backend; }
+--- request
+{"jsonrpc":"2.0","method":"test_fail_on","params":["UPSTREAM","reset"],"id":1}
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32002,"message":"Upstream closed connection before reply was complete"},"id":1}
+--- error_log
+Connection reset by peer
+
+=== TEST 20: with non_idempotent it is retried on the next server
+--- http_config
+upstream backend {
+    server 127.0.0.1:$UPSTREAM_PORT;
+    server 127.0.0.1:$UPSTREAM2_PORT;
+}
+--- config
+location /rpc { rpc_pass backend; rpc_next_upstream error timeout non_idempotent; }
+--- request
+{"jsonrpc":"2.0","method":"test_fail_on","params":["UPSTREAM","reset"],"id":1}
+--- response_body
+{"jsonrpc":"2.0","id":1,"result":"UPSTREAM2"}
+--- error_log
+Connection reset by peer
+
+=== TEST 21: http_500 in rpc_next_upstream: the other server answers
+--- http_config
+upstream backend {
+    server 127.0.0.1:$UPSTREAM_PORT;
+    server 127.0.0.1:$UPSTREAM2_PORT;
+}
+--- config
+location /rpc { rpc_pass backend; rpc_next_upstream error http_500 non_idempotent; }
+--- request
+{"jsonrpc":"2.0","method":"test_fail_on","params":["UPSTREAM","http500"],"id":1}
+--- response_body
+{"jsonrpc":"2.0","id":1,"result":"UPSTREAM2"}
+
+=== TEST 22: rpc_pass with a URI
+--- config
+location /rpc { rpc_pass http://127.0.0.1:$UPSTREAM_PORT/some/path; }
+--- request
+{"jsonrpc":"2.0","method":"test_echo","params":{"k":"v"},"id":1}
+--- response_body
+{"jsonrpc":"2.0","id":1,"result":{"k":"v"}}
