@@ -125,6 +125,7 @@ typedef struct {
     ngx_uint_t                   max_batch;
     ngx_uint_t                   max_depth;
     ngx_msec_t                   timeout;
+    off_t                        max_body_size;
 } ngx_rpc_loc_conf_t;
 
 
@@ -171,9 +172,11 @@ struct ngx_rpc_ctx_s {
     ngx_uint_t                   pending;
     ngx_event_t                  timer;
     ngx_int_t                    error;
+    off_t                        body_size;
     ngx_str_t                    codes;
     unsigned                     batch:1;
     unsigned                     responded:1;
+    unsigned                     too_large:1;
 };
 
 
@@ -208,13 +211,16 @@ u_char *ngx_rpc_error_message(ngx_int_t code);
 
 /* ngx_rpc_handler.c */
 ngx_int_t ngx_rpc_handler(ngx_http_request_t *r);
+ngx_int_t ngx_rpc_request_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
 void ngx_rpc_handler_wake(ngx_http_request_t *r);
 
 /* ngx_rpc_variables.c */
 ngx_int_t ngx_rpc_add_variables(ngx_conf_t *cf);
 
 
-extern ngx_module_t  ngx_rpc_module;
+extern ngx_module_t                     ngx_rpc_module;
+extern ngx_http_request_body_filter_pt  ngx_rpc_next_request_body_filter;
 
 
 #endif /* _NGX_RPC_H_INCLUDED_ */

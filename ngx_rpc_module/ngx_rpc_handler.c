@@ -56,6 +56,23 @@ ngx_rpc_handler(ngx_http_request_t *r)
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_rpc_module);
 
+    if (rlcf->max_body_size
+        && r->headers_in.content_length_n > rlcf->max_body_size)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "client intended to send too large body: %O bytes",
+                      r->headers_in.content_length_n);
+
+        r->expect_tested = 1;
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_rpc_response_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                      NGX_RPC_BODY_TOO_LARGE);
+    }
+
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_rpc_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -86,6 +103,48 @@ ngx_rpc_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * A body over the limit whose length was not announced (chunked): read on
+ * but drop its bytes, so that the body handler can answer with a JSON-RPC
+ * error; returning 413 here would make nginx answer with its own page.
+ */
+
+ngx_int_t
+ngx_rpc_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t         *cl;
+    ngx_rpc_ctx_t       *ctx;
+    ngx_rpc_loc_conf_t  *rlcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_rpc_module);
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_rpc_module);
+
+    if (ctx == NULL || rlcf->max_body_size == 0) {
+        return ngx_rpc_next_request_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        ctx->body_size += ngx_buf_size(cl->buf);
+    }
+
+    if (ctx->body_size > rlcf->max_body_size) {
+
+        if (!ctx->too_large) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "client intended to send too large chunked body: "
+                          "%O bytes", ctx->body_size);
+            ctx->too_large = 1;
+        }
+
+        for (cl = in; cl; cl = cl->next) {
+            cl->buf->pos = cl->buf->last;
+        }
+    }
+
+    return ngx_rpc_next_request_body_filter(r, in);
+}
+
+
 static void
 ngx_rpc_body_handler(ngx_http_request_t *r)
 {
@@ -95,6 +154,14 @@ ngx_rpc_body_handler(ngx_http_request_t *r)
     ngx_rpc_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_rpc_module);
+
+    if (ctx->too_large) {
+        r->keepalive = 0;
+        ngx_http_finalize_request(r,
+                   ngx_rpc_response_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                          NGX_RPC_BODY_TOO_LARGE));
+        return;
+    }
 
     rc = NGX_OK;
 

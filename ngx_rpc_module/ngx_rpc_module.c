@@ -7,6 +7,7 @@
 #include "ngx_rpc.h"
 
 
+static ngx_int_t ngx_rpc_init(ngx_conf_t *cf);
 static void *ngx_rpc_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -144,7 +145,7 @@ static ngx_command_t  ngx_rpc_commands[] = {
 
 static ngx_http_module_t  ngx_rpc_module_ctx = {
     ngx_rpc_add_variables,                 /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_rpc_init,                          /* postconfiguration */
 
     NULL,                                  /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -171,6 +172,19 @@ ngx_module_t  ngx_rpc_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+ngx_http_request_body_filter_pt  ngx_rpc_next_request_body_filter;
+
+
+static ngx_int_t
+ngx_rpc_init(ngx_conf_t *cf)
+{
+    ngx_rpc_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_rpc_request_body_filter;
+
+    return NGX_OK;
+}
 
 
 static void *
@@ -227,6 +241,7 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_uint_t                      i;
     ngx_rpc_route_t                *route;
+    ngx_http_core_loc_conf_t       *clcf;
     ngx_http_upstream_srv_conf_t   *uscf;
 
     ngx_conf_merge_ptr_value(conf->upstream.local, prev->upstream.local,
@@ -290,6 +305,19 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_ptr_value(conf->routes, prev->routes, NULL);
+
+    /*
+     * client_max_body_size is enforced by the module in its locations, so
+     * that a body over it is answered with a JSON-RPC error, not nginx's
+     * HTML page; core merged this location's value already
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler == ngx_rpc_handler) {
+        conf->max_body_size = clcf->client_max_body_size;
+        clcf->client_max_body_size = 0;
+    }
 
     return NGX_CONF_OK;
 }

@@ -436,6 +436,7 @@ sub run_block {
 }
 
 END {
+    local $?;
     stop_nginx() if $NginxPid;
     for my $u (values %Upstreams) {
         kill 'TERM', -$u->{pid};
