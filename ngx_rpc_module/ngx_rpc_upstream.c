@@ -30,6 +30,7 @@ static ngx_int_t ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data,
 static ngx_int_t ngx_rpc_upstream_error(ngx_rpc_exchange_t *ex,
     ngx_int_t rc);
 static void ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex);
+static void ngx_rpc_upstream_states(ngx_rpc_exchange_t *ex);
 
 
 ngx_int_t
@@ -79,6 +80,43 @@ ngx_rpc_upstream_abort(ngx_rpc_exchange_t *ex)
 
     if (u && u->cleanup && *u->cleanup) {
         (*u->cleanup)(ex->sr);
+    }
+
+    ngx_rpc_upstream_states(ex);
+}
+
+
+/* $upstream_addr and the like of the client request list every try */
+
+static void
+ngx_rpc_upstream_states(ngx_rpc_exchange_t *ex)
+{
+    ngx_uint_t                  i;
+    ngx_array_t                *states;
+    ngx_http_request_t         *r;
+    ngx_http_upstream_state_t  *s, *state;
+
+    r = ex->ctx->request;
+    states = ex->sr ? ex->sr->upstream_states : NULL;
+
+    if (states == NULL || states == r->upstream_states) {
+        return;
+    }
+
+    if (r->upstream_states == NULL) {
+        r->upstream_states = states;
+        return;
+    }
+
+    state = states->elts;
+
+    for (i = 0; i < states->nelts; i++) {
+        s = ngx_array_push(r->upstream_states);
+        if (s == NULL) {
+            return;
+        }
+
+        *s = state[i];
     }
 }
 
@@ -494,6 +532,8 @@ ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     if (ex->error == 0) {
         ngx_rpc_upstream_match(ex);
     }
+
+    ngx_rpc_upstream_states(ex);
 
     if (--ctx->pending == 0) {
         (void) ngx_http_post_request(ctx->request, NULL);

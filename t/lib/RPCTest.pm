@@ -156,7 +156,7 @@ error_log $Servroot/logs/error.log $level;
 $main
 events { worker_connections 1024; }
 http {
-    log_format rpc '\$status \$rpc_calls m=\$rpc_method id=\$rpc_id e=\$rpc_error_code';
+    log_format rpc '\$status \$rpc_calls m=\$rpc_method id=\$rpc_id e=\$rpc_error_code u=\$upstream_addr s=\$upstream_status';
     access_log $Servroot/logs/access.log rpc;
     client_body_temp_path $Servroot/client_body_temp;
     proxy_temp_path $Servroot/proxy_temp;
