@@ -23,40 +23,24 @@ location /rpc { rpc_pass backend; }
 {"jsonrpc": "2.0", "result": 19, "id": 1}
 
 === TEST 2: positional parameters, again
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc": "2.0", "method": "subtract", "params": [23, 42], "id": 2}
 --- response_json
 {"jsonrpc": "2.0", "result": -19, "id": 2}
 
 === TEST 3: rpc call with named parameters
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}
 --- response_json
 {"jsonrpc": "2.0", "result": 19, "id": 3}
 
 === TEST 4: named parameters, order swapped
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4}
 --- response_json
 {"jsonrpc": "2.0", "result": 19, "id": 4}
 
 === TEST 5: a notification gets no body
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}
 --- error_code
@@ -64,10 +48,6 @@ location /rpc { rpc_pass backend; }
 --- response_body
 
 === TEST 6: another notification
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc": "2.0", "method": "foobar"}
 --- error_code
@@ -75,20 +55,12 @@ location /rpc { rpc_pass backend; }
 --- response_body
 
 === TEST 7: rpc call of non-existent method (answered by the upstream)
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc": "2.0", "method": "foobar", "id": "1"}
 --- response_json
 {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "1"}
 
 === TEST 8: rpc call with invalid JSON
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]
 --- error_code
@@ -99,20 +71,12 @@ location /rpc { rpc_pass backend; }
 rpc: invalid JSON
 
 === TEST 9: rpc call with invalid Request object
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc": "2.0", "method": 1, "params": "bar"}
 --- response_body
 {"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}
 
 === TEST 10: rpc call Batch, invalid JSON
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 [
   {"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},
@@ -122,40 +86,24 @@ location /rpc { rpc_pass backend; }
 {"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
 
 === TEST 11: rpc call with an empty Array
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 []
 --- response_body
 {"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}
 
 === TEST 12: rpc call with an invalid Batch (but not empty)
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 [1]
 --- response_body
 [{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}]
 
 === TEST 13: rpc call with invalid Batch
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 [1,2,3]
 --- response_body
 [{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}]
 
 === TEST 14: rpc call Batch
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 [
     {"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},
@@ -175,10 +123,6 @@ location /rpc { rpc_pass backend; }
 ]
 
 === TEST 15: rpc call Batch (all notifications)
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 [
     {"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]},

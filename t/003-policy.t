@@ -27,28 +27,12 @@ location /rpc {
 rpc: method "test_reset" not allowed
 
 === TEST 2: a method outside the allow list
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; }
---- config
-location /rpc {
-    rpc_pass backend;
-    rpc_allow_methods sum test_*;
-    rpc_deny_methods test_reset*;
-}
 --- request
 {"jsonrpc":"2.0","method":"subtract","params":[2,1],"id":1}
 --- response_body
 {"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":1}
 
 === TEST 3: allowed and denied calls in one batch keep their order
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; }
---- config
-location /rpc {
-    rpc_pass backend;
-    rpc_allow_methods sum test_*;
-    rpc_deny_methods test_reset*;
-}
 --- request
 [{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1},
  {"jsonrpc":"2.0","method":"test_reset_mid","id":2},
@@ -59,8 +43,6 @@ location /rpc {
 [{"jsonrpc":"2.0","id":1,"result":3},{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":2},{"jsonrpc":"2.0","id":3,"result":["e"]},{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":4}]
 
 === TEST 4: a denied notification is not answered
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; }
 --- config
 location /rpc {
     rpc_pass backend;
@@ -75,8 +57,6 @@ location /rpc {
 rpc: method "admin_shutdown" not allowed
 
 === TEST 5: glob patterns: star anywhere
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; }
 --- config
 location /rpc {
     rpc_pass backend;
@@ -91,8 +71,6 @@ location /rpc {
 [{"jsonrpc":"2.0","id":1,"result":[1]},{"jsonrpc":"2.0","id":2,"result":1},{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":3},{"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":4}]
 
 === TEST 6: batch over rpc_max_batch
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; }
 --- config
 location /rpc { rpc_pass backend; rpc_max_batch 3; }
 --- request
@@ -106,10 +84,6 @@ location /rpc { rpc_pass backend; rpc_max_batch 3; }
 rpc: batch of more than 3 calls
 
 === TEST 7: batch at rpc_max_batch
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; }
---- config
-location /rpc { rpc_pass backend; rpc_max_batch 3; }
 --- request
 [{"jsonrpc":"2.0","method":"sum","id":1},{"jsonrpc":"2.0","method":"sum","id":2},
  {"jsonrpc":"2.0","method":"sum","id":3}]
@@ -117,8 +91,6 @@ location /rpc { rpc_pass backend; rpc_max_batch 3; }
 [{"jsonrpc":"2.0","id":1,"result":0},{"jsonrpc":"2.0","id":2,"result":0},{"jsonrpc":"2.0","id":3,"result":0}]
 
 === TEST 8: nesting over rpc_max_depth
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; }
 --- config
 location /rpc { rpc_pass backend; rpc_max_depth 4; }
 --- request
@@ -129,18 +101,12 @@ location /rpc { rpc_pass backend; rpc_max_depth 4; }
 rpc: JSON nested deeper than 4
 
 === TEST 9: nesting at rpc_max_depth
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; }
---- config
-location /rpc { rpc_pass backend; rpc_max_depth 4; }
 --- request
 {"jsonrpc":"2.0","method":"test_echo","params":[[[1]]],"id":1}
 --- response_body
 {"jsonrpc":"2.0","id":1,"result":[[[1]]]}
 
 === TEST 10: default depth limit is 32
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; }
 --- config
 location /rpc { rpc_pass backend; }
 --- request eval
@@ -149,10 +115,6 @@ location /rpc { rpc_pass backend; }
 {"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
 
 === TEST 11: invalid requests keep a readable id
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 [{"jsonrpc":"1.0","method":"sum","id":1},
  {"method":"sum","id":2},
@@ -172,10 +134,6 @@ location /rpc { rpc_pass backend; }
 rpc: invalid request at position 0
 
 === TEST 12: escaped member names are the members they spell
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc":"2.0","m\u0065thod":"sum","params":[2,2],"\u0069d":"e"}
 --- response_body
@@ -203,19 +161,6 @@ location /rpc2 {
 [{"jsonrpc":"2.0","id":1,"result":"UPSTREAM2"},{"jsonrpc":"2.0","id":2,"result":[2]},{"jsonrpc":"2.0","id":3,"result":"UPSTREAM2"}]
 
 === TEST 14: routing to an address, second route
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 2; }
-upstream archive { server 127.0.0.1:$UPSTREAM2_PORT; keepalive 2; }
---- config
-location /rpc {
-    rpc_pass backend;
-    rpc_route test_who* archive;
-}
-location /rpc2 {
-    rpc_pass backend;
-    rpc_route none archive;
-    rpc_route test_whoami sum 127.0.0.1:$UPSTREAM2_PORT;
-}
 --- path
 /rpc2
 --- request

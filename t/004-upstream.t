@@ -35,10 +35,6 @@ location /rpc { rpc_pass backend; }
 Connection reset by peer
 
 === TEST 3: reset in the middle of the reply
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc":"2.0","method":"test_reset_mid","id":"m"}
 --- response_body
@@ -47,8 +43,6 @@ location /rpc { rpc_pass backend; }
 Connection reset by peer
 
 === TEST 4: rpc_timeout answers with the timeout error
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
 --- config
 location /rpc { rpc_pass backend; rpc_timeout 200ms; }
 --- request
@@ -59,8 +53,6 @@ location /rpc { rpc_pass backend; rpc_timeout 200ms; }
 rpc: calls not answered within rpc_timeout 200
 
 === TEST 5: rpc_read_timeout is an upstream timeout too
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
 --- config
 location /rpc { rpc_pass backend; rpc_read_timeout 200ms; }
 --- request
@@ -71,8 +63,6 @@ location /rpc { rpc_pass backend; rpc_read_timeout 200ms; }
 upstream timed out
 
 === TEST 6: HTTP 500 from upstream
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
 --- config
 location /rpc { rpc_pass backend; }
 --- request
@@ -83,10 +73,6 @@ location /rpc { rpc_pass backend; }
 rpc: upstream replied with HTTP status 500
 
 === TEST 7: a reply that is not JSON
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc":"2.0","method":"test_garbage","id":1}
 --- response_body
@@ -95,10 +81,6 @@ location /rpc { rpc_pass backend; }
 rpc: upstream reply is not valid JSON
 
 === TEST 8: a reply of the wrong shape
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc":"2.0","method":"test_shape","id":1}
 --- response_body
@@ -107,10 +89,6 @@ location /rpc { rpc_pass backend; }
 rpc: upstream reply to a single call is not an object
 
 === TEST 9: a batch answered with a single error object
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 [{"jsonrpc":"2.0","method":"test_single","id":1},{"jsonrpc":"2.0","method":"sum","id":2}]
 --- response_body
@@ -119,10 +97,6 @@ location /rpc { rpc_pass backend; }
 rpc: upstream reply to a batch is not an array
 
 === TEST 10: a missing id is that call's error only
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 [{"jsonrpc":"2.0","method":"sum","params":[1],"id":1},{"jsonrpc":"2.0","method":"test_drop_id","id":2},{"jsonrpc":"2.0","method":"sum","params":[3],"id":3}]
 --- response_body
@@ -131,10 +105,6 @@ location /rpc { rpc_pass backend; }
 rpc: upstream reply has no response for id 1
 
 === TEST 11: duplicate and extra ids: the first answer counts
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 [{"jsonrpc":"2.0","method":"test_dup_id","id":"a"},{"jsonrpc":"2.0","method":"test_extra_id","id":"b"}]
 --- response_body
@@ -144,38 +114,24 @@ rpc: upstream reply has id 0 more than once
 rpc: upstream reply has a response with an unknown id
 
 === TEST 12: error responses from upstream pass through byte for byte
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc":"2.0","method":"test_error","id":1}
 --- response_body
 {"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"upstream says no"}}
 
 === TEST 13: chunked reply
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 [{"jsonrpc":"2.0","method":"test_chunked","id":1},{"jsonrpc":"2.0","method":"test_echo","params":["abcdefghijklmnopqrstuvwxyz"],"id":2}]
 --- response_body
 [{"jsonrpc":"2.0","id":1,"result":"chunked"},{"jsonrpc":"2.0","id":2,"result":["abcdefghijklmnopqrstuvwxyz"]}]
 
 === TEST 14: reply delimited by connection close
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
---- config
-location /rpc { rpc_pass backend; }
 --- request
 {"jsonrpc":"2.0","method":"test_close","id":1}
 --- response_body
 {"jsonrpc":"2.0","id":1,"result":"close"}
 
 === TEST 15: a large reply read in many buffers
---- http_config
-upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
 --- config
 location /rpc { rpc_pass backend; rpc_buffer_size 1k; }
 --- request
@@ -197,13 +153,6 @@ location /rpc { rpc_pass backend; }
 [{"jsonrpc":"2.0","id":1,"result":"UPSTREAM2"}]
 
 === TEST 17: failover again (round robin starts at the other server)
---- http_config
-upstream backend {
-    server 127.0.0.1:$DEAD_PORT;
-    server 127.0.0.1:$UPSTREAM2_PORT;
-}
---- config
-location /rpc { rpc_pass backend; }
 --- request
 [{"jsonrpc":"2.0","method":"test_whoami","id":1}]
 --- response_body
@@ -241,11 +190,6 @@ location /rpc { rpc_pass backend; }
 Connection reset by peer
 
 === TEST 20: with non_idempotent it is retried on the next server
---- http_config
-upstream backend {
-    server 127.0.0.1:$UPSTREAM_PORT;
-    server 127.0.0.1:$UPSTREAM2_PORT;
-}
 --- config
 location /rpc { rpc_pass backend; rpc_next_upstream error timeout non_idempotent; }
 --- request
@@ -256,11 +200,6 @@ location /rpc { rpc_pass backend; rpc_next_upstream error timeout non_idempotent
 Connection reset by peer
 
 === TEST 21: http_500 in rpc_next_upstream: the other server answers
---- http_config
-upstream backend {
-    server 127.0.0.1:$UPSTREAM_PORT;
-    server 127.0.0.1:$UPSTREAM2_PORT;
-}
 --- config
 location /rpc { rpc_pass backend; rpc_next_upstream error http_500 non_idempotent; }
 --- request

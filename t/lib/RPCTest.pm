@@ -17,6 +17,9 @@ package RPCTest;
 #   --- error_log / --- no_error_log   (one literal string per line)
 #   --- access_log           (literal strings the access log must show)
 #
+# A block without --- http_config, --- config, --- main_config or --- workers
+# takes the previous block's.
+#
 # $SERVER_PORT, $UPSTREAM_PORT, $UPSTREAM2_PORT, $DEAD_PORT and $SERVROOT in
 # configs are replaced; naming an upstream port starts t/lib/upstream.pl on
 # it.  nginx runs in the foreground under a temporary prefix, and any
@@ -365,13 +368,17 @@ sub section {
     return $v;
 }
 
+my %LastConf;
+
 sub run_block {
     my ($block) = @_;
     my $name = $block->name;
-    my %conf = (http_config => section($block, 'http_config'),
-                config => section($block, 'config'),
-                main_config => section($block, 'main_config'),
-                workers => section($block, 'workers'));
+    my %conf;
+
+    # a block without a config section runs with the previous block's
+    for my $s (qw(http_config config main_config workers)) {
+        $conf{$s} = $LastConf{$s} = section($block, $s) // $LastConf{$s};
+    }
     chomp $conf{workers} if defined $conf{workers};
     my $key = join "\0", map { $_ // '' } @conf{qw(http_config config
                                                  main_config workers)};
