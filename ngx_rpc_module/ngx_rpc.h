@@ -189,6 +189,8 @@ ngx_int_t ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
     ngx_chain_t ***ll);
 ngx_int_t ngx_rpc_parse_copy(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
     ngx_str_t *out);
+u_char *ngx_rpc_parse_copy_to(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
+    u_char *dst);
 
 /* ngx_rpc_policy.c */
 ngx_int_t ngx_rpc_policy_check(ngx_rpc_loc_conf_t *rlcf, ngx_rpc_msg_t *msg);

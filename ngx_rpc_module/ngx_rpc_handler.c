@@ -22,9 +22,6 @@ static void ngx_rpc_timeout_handler(ngx_event_t *ev);
 static void ngx_rpc_cleanup(void *data);
 
 
-static u_char  ngx_rpc_params[] = ",\"params\":";
-
-
 ngx_int_t
 ngx_rpc_handler(ngx_http_request_t *r)
 {
@@ -336,9 +333,9 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
     ex = ctx->exchanges.elts;
 
     for (i = 0; i < ctx->exchanges.nelts; i++) {
-        if (ctx->batch
-            && ngx_rpc_response_buf(r->pool, &ex[i].tail, (u_char *) "]", 1)
-               != NGX_OK)
+        if (ngx_rpc_response_buf(r->pool, &ex[i].tail, (u_char *) "}]",
+                                 ctx->batch ? 2 : 1)
+            != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -404,8 +401,10 @@ ngx_rpc_exchange(ngx_rpc_ctx_t *ctx, ngx_http_upstream_conf_t *conf)
 
 
 /*
- * {"jsonrpc":"2.0","id":N,"method":<client bytes>,"params":<client bytes>}
- * where N, the call's position in the client message, is the gateway id
+ * {"jsonrpc":"2.0","id":N,"method":"m","params":<client bytes>}, where N,
+ * the call's position in the client message, is the gateway id.  The short
+ * method is copied into the call's head; the params stay where they are.
+ * The head also closes the previous call: the last is closed by dispatch.
  */
 
 static ngx_int_t
@@ -416,60 +415,59 @@ ngx_rpc_add_call(ngx_rpc_ctx_t *ctx, ngx_uint_t n)
     ngx_chain_t         **ll;
     ngx_rpc_msg_t        *msg;
     ngx_rpc_call_t       *call;
+    ngx_rpc_range_t      *method;
     ngx_rpc_exchange_t   *ex;
 
     pool = ctx->request->pool;
     call = (ngx_rpc_call_t *) ctx->calls.elts + n;
     msg = call->msg;
     ex = call->exchange;
+    method = &msg->member[NGX_RPC_M_METHOD].range;
 
     ll = ex->tail ? ex->tail : &ex->body;
 
-    s = ngx_pnalloc(pool, sizeof("[,{\"jsonrpc\":\"2.0\",\"id\":,\"method\":")
-                          + NGX_INT_T_LEN);
+    s = ngx_pnalloc(pool, sizeof("},{\"jsonrpc\":\"2.0\",\"id\":,\"method\":"
+                                 ",\"params\":")
+                          + NGX_INT_T_LEN + (method->end - method->start));
     if (s == NULL) {
         return NGX_ERROR;
     }
 
     last = s;
 
-    if (ctx->batch) {
-        *last++ = (ex->nsent == 0) ? '[' : ',';
+    if (ex->nsent) {
+        last = ngx_cpymem(last, "},", 2);
+
+    } else if (ctx->batch) {
+        *last++ = '[';
     }
 
-    if (call->notification) {
-        last = ngx_cpymem(last, "{\"jsonrpc\":\"2.0\",\"method\":",
-                          sizeof("{\"jsonrpc\":\"2.0\",\"method\":") - 1);
+    last = ngx_cpymem(last, "{\"jsonrpc\":\"2.0\"",
+                      sizeof("{\"jsonrpc\":\"2.0\"") - 1);
 
-    } else {
-        last = ngx_sprintf(last, "{\"jsonrpc\":\"2.0\",\"id\":%ui,\"method\":",
-                           n);
+    if (!call->notification) {
+        last = ngx_sprintf(last, ",\"id\":%ui", n);
         ex->ncalls++;
     }
 
     ex->nsent++;
 
-    if (ngx_rpc_response_buf(pool, &ll, s, last - s) != NGX_OK
-        || ngx_rpc_parse_slice(&ctx->parser,
-                               &msg->member[NGX_RPC_M_METHOD].range, &ll)
-           != NGX_OK)
-    {
+    last = ngx_cpymem(last, ",\"method\":", sizeof(",\"method\":") - 1);
+    last = ngx_rpc_parse_copy_to(&ctx->parser, method, last);
+
+    if (msg->member[NGX_RPC_M_PARAMS].type != NGX_RPC_NONE) {
+        last = ngx_cpymem(last, ",\"params\":", sizeof(",\"params\":") - 1);
+    }
+
+    if (ngx_rpc_response_buf(pool, &ll, s, last - s) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    if (msg->member[NGX_RPC_M_PARAMS].type != NGX_RPC_NONE) {
-        if (ngx_rpc_response_buf(pool, &ll, ngx_rpc_params,
-                                 sizeof(ngx_rpc_params) - 1)
-            != NGX_OK
-            || ngx_rpc_parse_slice(&ctx->parser,
-                                   &msg->member[NGX_RPC_M_PARAMS].range, &ll)
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    if (ngx_rpc_response_buf(pool, &ll, (u_char *) "}", 1) != NGX_OK) {
+    if (msg->member[NGX_RPC_M_PARAMS].type != NGX_RPC_NONE
+        && ngx_rpc_parse_slice(&ctx->parser,
+                               &msg->member[NGX_RPC_M_PARAMS].range, &ll)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -577,12 +577,12 @@ ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
 }
 
 
+/* a value as one string: in place, or copied when it straddles buffers */
+
 ngx_int_t
 ngx_rpc_parse_copy(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
     ngx_str_t *out)
 {
-    off_t           from, to;
-    u_char         *d;
     ngx_uint_t      i;
     ngx_rpc_seg_t  *seg;
 
@@ -598,24 +598,38 @@ ngx_rpc_parse_copy(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
         }
     }
 
-    /* the value straddles buffers */
-
     out->data = ngx_pnalloc(p->pool, out->len);
     if (out->data == NULL) {
         return NGX_ERROR;
     }
 
-    d = out->data;
+    (void) ngx_rpc_parse_copy_to(p, range, out->data);
+
+    return NGX_OK;
+}
+
+
+/* copies a value to dst, returns the end of the copy */
+
+u_char *
+ngx_rpc_parse_copy_to(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
+    u_char *dst)
+{
+    off_t           from, to;
+    ngx_uint_t      i;
+    ngx_rpc_seg_t  *seg;
+
+    seg = p->segs.elts;
 
     for (i = 0; i < p->segs.nelts; i++) {
         from = ngx_max(range->start, seg[i].offset);
         to = ngx_min(range->end, seg[i].offset + (off_t) seg[i].len);
 
         if (from < to) {
-            d = ngx_cpymem(d, seg[i].start + (from - seg[i].offset),
-                           to - from);
+            dst = ngx_cpymem(dst, seg[i].start + (from - seg[i].offset),
+                             to - from);
         }
     }
 
-    return NGX_OK;
+    return dst;
 }

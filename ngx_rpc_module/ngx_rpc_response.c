@@ -1,7 +1,7 @@
 
 /*
- * Response assembly: the client's answer is a chain of small literal
- * buffers around slices of the client's ids and of the upstream replies.
+ * Response assembly: the client's answer is a chain of small buffers of
+ * literals and client ids around slices of the upstream replies.
  */
 
 
@@ -12,20 +12,12 @@
 
 
 static ngx_int_t ngx_rpc_response_call(ngx_rpc_ctx_t *ctx,
-    ngx_rpc_call_t *call, ngx_chain_t ***ll);
+    ngx_rpc_call_t *call, ngx_str_t *sep, ngx_chain_t ***ll);
 static ngx_int_t ngx_rpc_response_error_obj(ngx_rpc_ctx_t *ctx,
-    ngx_int_t code, ngx_rpc_msg_t *msg, ngx_chain_t ***ll);
+    ngx_int_t code, ngx_rpc_msg_t *msg, ngx_str_t *sep, ngx_chain_t ***ll);
+static u_char *ngx_rpc_response_id(ngx_rpc_ctx_t *ctx, ngx_rpc_msg_t *msg,
+    u_char *p);
 static void ngx_rpc_response_code(ngx_rpc_ctx_t *ctx, ngx_int_t code);
-
-
-static u_char  ngx_rpc_null[] = "null";
-static u_char  ngx_rpc_comma[] = ",";
-static u_char  ngx_rpc_open[] = "[";
-static u_char  ngx_rpc_close[] = "]";
-static u_char  ngx_rpc_end[] = "}";
-static u_char  ngx_rpc_id[] = "{\"jsonrpc\":\"2.0\",\"id\":";
-static u_char  ngx_rpc_result[] = ",\"result\":";
-static u_char  ngx_rpc_error[] = ",\"error\":";
 
 
 typedef struct {
@@ -101,10 +93,17 @@ ngx_rpc_response_buf(ngx_pool_t *pool, ngx_chain_t ***ll, u_char *data,
 }
 
 
+/*
+ * Each answer is a head buffer (separator, the previous answer's closing
+ * brace, the literals and the client's id, copied) and, for an upstream
+ * answer, a slice of the upstream reply: two buffers a call.
+ */
+
 ngx_int_t
 ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
 {
-    ngx_uint_t           i, n;
+    ngx_str_t            sep;
+    ngx_uint_t           i, n, open;
     ngx_chain_t         *out, **ll;
     ngx_rpc_call_t      *call;
     ngx_http_request_t  *r;
@@ -119,9 +118,10 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
 
     out = NULL;
     ll = &out;
+    ngx_str_null(&sep);
 
     if (ctx->error) {
-        if (ngx_rpc_response_error_obj(ctx, ctx->error, NULL, &ll)
+        if (ngx_rpc_response_error_obj(ctx, ctx->error, NULL, &sep, &ll)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -130,13 +130,8 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
         return ngx_rpc_response_body(ctx, out);
     }
 
-    if (ctx->batch
-        && ngx_rpc_response_buf(r->pool, &ll, ngx_rpc_open, 1) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
     n = 0;
+    open = 0;
     call = ctx->calls.elts;
 
     for (i = 0; i < ctx->calls.nelts; i++) {
@@ -144,16 +139,26 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
             continue;
         }
 
-        if (n++
-            && ngx_rpc_response_buf(r->pool, &ll, ngx_rpc_comma, 1)
-               != NGX_OK)
-        {
+        if (n++ == 0) {
+            if (ctx->batch) {
+                ngx_str_set(&sep, "[");
+            }
+
+        } else if (open) {
+            ngx_str_set(&sep, "},");
+
+        } else {
+            ngx_str_set(&sep, ",");
+        }
+
+        if (ngx_rpc_response_call(ctx, &call[i], &sep, &ll) != NGX_OK) {
             return NGX_ERROR;
         }
 
-        if (ngx_rpc_response_call(ctx, &call[i], &ll) != NGX_OK) {
-            return NGX_ERROR;
-        }
+        /* an upstream answer is closed by what follows it */
+
+        open = (call[i].error == 0 && call[i].exchange->error == 0
+                && call[i].reply != NULL);
     }
 
     if (n == 0) {
@@ -166,8 +171,11 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
         return ngx_http_send_header(r);
     }
 
-    if (ctx->batch
-        && ngx_rpc_response_buf(r->pool, &ll, ngx_rpc_close, 1) != NGX_OK)
+    if ((open || ctx->batch)
+        && ngx_rpc_response_buf(r->pool, &ll,
+                                (u_char *) (open ? "}]" : "]"),
+                                open + ctx->batch)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -178,13 +186,12 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
 
 static ngx_int_t
 ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
-    ngx_chain_t ***ll)
+    ngx_str_t *sep, ngx_chain_t ***ll)
 {
-    ngx_int_t            code;
-    ngx_pool_t          *pool;
-    ngx_rpc_msg_t       *reply;
-    ngx_rpc_range_t     *range;
-    ngx_rpc_parser_t    *up;
+    u_char           *p, *last;
+    ngx_int_t         code;
+    ngx_rpc_msg_t    *reply;
+    ngx_rpc_range_t  *id, *range;
 
     code = call->error;
 
@@ -197,51 +204,39 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
     }
 
     if (code) {
-        return ngx_rpc_response_error_obj(ctx, code, call->msg, ll);
+        return ngx_rpc_response_error_obj(ctx, code, call->msg, sep, ll);
     }
 
-    pool = ctx->request->pool;
     reply = call->reply;
-    up = &call->exchange->reply;
+    id = &call->msg->member[NGX_RPC_M_ID].range;
 
-    if (ngx_rpc_response_buf(pool, ll, ngx_rpc_id, sizeof(ngx_rpc_id) - 1)
-        != NGX_OK
-        || ngx_rpc_parse_slice(&ctx->parser,
-                               &call->msg->member[NGX_RPC_M_ID].range, ll)
-           != NGX_OK)
-    {
+    p = ngx_pnalloc(ctx->request->pool,
+                    sep->len + sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"result\":")
+                    + (id->end - id->start));
+    if (p == NULL) {
         return NGX_ERROR;
     }
+
+    last = ngx_cpymem(p, sep->data, sep->len);
+    last = ngx_cpymem(last, "{\"jsonrpc\":\"2.0\",\"id\":",
+                      sizeof("{\"jsonrpc\":\"2.0\",\"id\":") - 1);
+    last = ngx_rpc_parse_copy_to(&ctx->parser, id, last);
 
     if (reply->member[NGX_RPC_M_RESULT].type != NGX_RPC_NONE) {
         range = &reply->member[NGX_RPC_M_RESULT].range;
-
-        if (ngx_rpc_response_buf(pool, ll, ngx_rpc_result,
-                                 sizeof(ngx_rpc_result) - 1)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        last = ngx_cpymem(last, ",\"result\":", sizeof(",\"result\":") - 1);
 
     } else {
         range = &reply->member[NGX_RPC_M_ERROR].range;
+        last = ngx_cpymem(last, ",\"error\":", sizeof(",\"error\":") - 1);
         ngx_rpc_response_code(ctx, reply->code);
-
-        if (ngx_rpc_response_buf(pool, ll, ngx_rpc_error,
-                                 sizeof(ngx_rpc_error) - 1)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
     }
 
-    if (ngx_rpc_parse_slice(up, range, ll) != NGX_OK
-        || ngx_rpc_response_buf(pool, ll, ngx_rpc_end, 1) != NGX_OK)
-    {
+    if (ngx_rpc_response_buf(ctx->request->pool, ll, p, last - p) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return ngx_rpc_parse_slice(&call->exchange->reply, range, ll);
 }
 
 
@@ -249,51 +244,52 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
 
 static ngx_int_t
 ngx_rpc_response_error_obj(ngx_rpc_ctx_t *ctx, ngx_int_t code,
-    ngx_rpc_msg_t *msg, ngx_chain_t ***ll)
+    ngx_rpc_msg_t *msg, ngx_str_t *sep, ngx_chain_t ***ll)
 {
-    u_char       *p, *s;
-    size_t        len;
-    ngx_uint_t    type;
-    ngx_pool_t   *pool;
+    u_char           *p, *last, *s;
+    size_t            len;
+    ngx_rpc_range_t  *id;
 
-    pool = ctx->request->pool;
     s = ngx_rpc_error_message(code);
+    id = msg ? &msg->member[NGX_RPC_M_ID].range : NULL;
 
-    len = sizeof("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":,\"message\":\"\"},"
-                 "\"id\":") - 1 + NGX_INT_T_LEN + ngx_strlen(s);
+    len = sep->len + sizeof("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":,"
+                            "\"message\":\"\"},\"id\":null}")
+          + NGX_INT_T_LEN + ngx_strlen(s) + (id ? id->end - id->start : 0);
 
-    p = ngx_pnalloc(pool, len);
+    p = ngx_pnalloc(ctx->request->pool, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     ngx_rpc_response_code(ctx, code);
 
-    if (ngx_rpc_response_buf(pool, ll, p,
-            ngx_sprintf(p, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%i,"
-                        "\"message\":\"%s\"},\"id\":", code, s) - p)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    last = ngx_sprintf(p, "%V{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%i,"
+                       "\"message\":\"%s\"},\"id\":", sep, code, s);
+    last = ngx_rpc_response_id(ctx, msg, last);
+    *last++ = '}';
+
+    return ngx_rpc_response_buf(ctx->request->pool, ll, p, last - p);
+}
+
+
+/* the call's id as sent when it is a valid one, null otherwise */
+
+static u_char *
+ngx_rpc_response_id(ngx_rpc_ctx_t *ctx, ngx_rpc_msg_t *msg, u_char *p)
+{
+    ngx_uint_t  type;
 
     type = msg ? msg->member[NGX_RPC_M_ID].type : NGX_RPC_NONE;
 
     if (type == NGX_RPC_NUMBER || type == NGX_RPC_STRING
         || type == NGX_RPC_NULL)
     {
-        if (ngx_rpc_parse_slice(&ctx->parser,
-                                &msg->member[NGX_RPC_M_ID].range, ll)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-    } else if (ngx_rpc_response_buf(pool, ll, ngx_rpc_null, 4) != NGX_OK) {
-        return NGX_ERROR;
+        return ngx_rpc_parse_copy_to(&ctx->parser,
+                                     &msg->member[NGX_RPC_M_ID].range, p);
     }
 
-    return ngx_rpc_response_buf(pool, ll, ngx_rpc_end, 1);
+    return ngx_cpymem(p, "null", 4);
 }
 
 

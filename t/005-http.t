@@ -134,8 +134,8 @@ for my $b (@bad) {
     print $f "load_module $RPCTest::Module;\nevents {}\nhttp {\n  server {\n"
            . "    location /rpc {\n      $directive\n    }\n  }\n}\n";
     close $f;
-    my $out = `$RPCTest::Nginx -t -p @{[servroot()]}/ -c $conf -g 'error_log stderr;' 2>&1`;
-    isnt($? >> 8, 0, "nginx -t fails for: $directive");
+    my ($rc, $out) = nginx_test_config($conf);
+    isnt($rc, 0, "nginx -t fails for: $directive");
     like($out, qr/\[emerg\].*$re.* in \Q$conf\E:6/, "message names file and line: $directive")
         or diag($out);
 }

@@ -49,7 +49,8 @@ our @ISA = ('Exporter');
 
 our @EXPORT = qw(run_blocks start_nginx stop_nginx reload_nginx http_post
                  http_request port servroot upstream_conns error_log_text
-                 access_log_text json_is nginx_pid $Valgrind);
+                 access_log_text json_is nginx_pid nginx_test_config
+                 $Valgrind);
 
 our $Root = abs_path(File::Spec->catdir((File::Spec->splitpath(
                 abs_path(__FILE__)))[1], '..', '..'));
@@ -198,11 +199,7 @@ sub start_nginx {
     if ($pid == 0) {
         open STDERR, '>>', "$Servroot/stderr.log";
         open STDOUT, '>>', "$Servroot/stderr.log";
-        if ($Asan) {
-            chomp(my $lib = `gcc -print-file-name=libasan.so`);
-            $ENV{LD_PRELOAD} = $lib;
-            $ENV{ASAN_OPTIONS} = 'detect_leaks=0:abort_on_error=0';
-        }
+        asan_env();
         exec @cmd;
         die "exec: $!";
     }
@@ -215,6 +212,22 @@ sub start_nginx {
         return 0;
     }
     return 1;
+}
+
+sub asan_env {
+    return unless $Asan;
+    chomp(my $lib = `gcc -print-file-name=libasan.so`);
+    $ENV{LD_PRELOAD} = $lib;
+    $ENV{ASAN_OPTIONS} = 'detect_leaks=0:abort_on_error=0';
+}
+
+# nginx -t on a configuration file: (exit code, output)
+sub nginx_test_config {
+    my ($conf) = @_;
+    local %ENV = %ENV;
+    asan_env();
+    my $out = `$Nginx -t -p $Servroot/ -c $conf -g 'error_log stderr;' 2>&1`;
+    return ($? >> 8, $out);
 }
 
 sub reload_nginx {
@@ -251,9 +264,12 @@ sub slurp {
 sub error_log_text { slurp("$Servroot/logs/error.log", @_) }
 sub access_log_text { slurp("$Servroot/logs/access.log", @_) }
 
+# nginx sends stderr to error.log once it runs: reports can be in either
+my $SanitizerRe = qr/AddressSanitizer|LeakSanitizer|runtime error:/;
+
 sub check_sanitizers {
-    my $err = slurp("$Servroot/stderr.log");
-    if ($err =~ /(AddressSanitizer|LeakSanitizer|runtime error:)/) {
+    my $err = slurp("$Servroot/stderr.log") . error_log_text();
+    if ($err =~ $SanitizerRe) {
         Test::More::fail("sanitizer report");
         Test::More::diag($err);
     }
@@ -270,10 +286,10 @@ sub check_sanitizers {
     }
 }
 
-# fails on [alert], [crit] and [emerg] lines written since offset $from
+# fails on [alert], [crit], [emerg] and sanitizer lines since offset $from
 sub check_error_log {
     my ($from, $name) = @_;
-    my @bad = grep { /\[(alert|crit|emerg)\]/ }
+    my @bad = grep { /\[(alert|crit|emerg)\]/ || $_ =~ $SanitizerRe }
               split /\n/, error_log_text($from);
     Test::More::ok(!@bad, "$name - no alert/crit/emerg in error.log")
         or Test::More::diag(join "\n", @bad);
