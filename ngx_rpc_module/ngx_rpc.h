@@ -30,6 +30,7 @@
 #define NGX_RPC_UPSTREAM_NO_RESULT      -32006
 #define NGX_RPC_BATCH_TOO_LARGE         -32007
 #define NGX_RPC_BODY_TOO_LARGE          -32008
+#define NGX_RPC_UPSTREAM_TOO_LARGE      -32009
 
 
 /* JSON value types */
@@ -126,6 +127,7 @@ typedef struct {
     ngx_uint_t                   max_depth;
     ngx_msec_t                   timeout;
     off_t                        max_body_size;
+    off_t                        max_reply_size;
 } ngx_rpc_loc_conf_t;
 
 
@@ -150,6 +152,7 @@ typedef struct {
     unsigned                     chunked_body:1;
     unsigned                     conn_close:1;
     unsigned                     invalid_header:1;
+    unsigned                     too_large:1;
     unsigned                     complete:1;
     unsigned                     done:1;
 } ngx_rpc_exchange_t;

@@ -118,6 +118,13 @@ static ngx_command_t  ngx_rpc_commands[] = {
       offsetof(ngx_rpc_loc_conf_t, upstream.buffer_size),
       NULL },
 
+    { ngx_string("rpc_max_reply_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, max_reply_size),
+      NULL },
+
     { ngx_string("rpc_next_upstream"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_conf_set_bitmask_slot,
@@ -228,6 +235,7 @@ ngx_rpc_create_loc_conf(ngx_conf_t *cf)
     conf->max_batch = NGX_CONF_UNSET_UINT;
     conf->max_depth = NGX_CONF_UNSET_UINT;
     conf->timeout = NGX_CONF_UNSET_MSEC;
+    conf->max_reply_size = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -288,6 +296,8 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch, 100);
     ngx_conf_merge_uint_value(conf->max_depth, prev->max_depth, 32);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 60000);
+    ngx_conf_merge_off_value(conf->max_reply_size, prev->max_reply_size,
+                             64 * 1024 * 1024);
 
     ngx_conf_merge_ptr_value(conf->allow, prev->allow, NULL);
     ngx_conf_merge_ptr_value(conf->deny, prev->deny, NULL);

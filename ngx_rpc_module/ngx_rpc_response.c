@@ -39,6 +39,7 @@ static ngx_rpc_error_t  ngx_rpc_errors[] = {
     { NGX_RPC_UPSTREAM_NO_RESULT, "Upstream reply has no response for call" },
     { NGX_RPC_BATCH_TOO_LARGE, "Batch too large" },
     { NGX_RPC_BODY_TOO_LARGE, "Request body too large" },
+    { NGX_RPC_UPSTREAM_TOO_LARGE, "Upstream reply too large" },
     { 0, "Server error" }
 };
 

@@ -215,6 +215,7 @@ ngx_rpc_upstream_reinit_request(ngx_http_request_t *sr)
     ex->chunked_body = 0;
     ex->conn_close = 0;
     ex->invalid_header = 0;
+    ex->too_large = 0;
     ex->complete = 0;
 
     sr->upstream->process_header = ngx_rpc_upstream_process_status_line;
@@ -411,10 +412,24 @@ ngx_rpc_upstream_filter(void *data, ssize_t bytes)
     u_char               *p;
     ngx_int_t             rc, parse;
     ngx_buf_t            *b, buf;
+    ngx_rpc_loc_conf_t   *rlcf;
     ngx_http_upstream_t  *u;
 
     u = ex->sr->upstream;
     b = &u->buffer;
+    rlcf = ngx_http_get_module_loc_conf(ex->sr, ngx_rpc_module);
+
+    /* the reply is kept in memory until the client is answered */
+
+    if (rlcf->max_reply_size
+        && ex->reply.total + bytes > rlcf->max_reply_size)
+    {
+        ngx_log_error(NGX_LOG_ERR, ex->sr->connection->log, 0,
+                      "rpc: upstream reply is larger than "
+                      "rpc_max_reply_size %O", rlcf->max_reply_size);
+        ex->too_large = 1;
+        return NGX_ERROR;
+    }
 
     parse = (ex->ncalls && ex->status.code == NGX_HTTP_OK);
 
@@ -551,6 +566,10 @@ ngx_rpc_upstream_error(ngx_rpc_exchange_t *ex, ngx_int_t rc)
 
     u = ex->sr->upstream;
     log = ex->sr->connection->log;
+
+    if (ex->too_large) {
+        return NGX_RPC_UPSTREAM_TOO_LARGE;
+    }
 
     if (rc == NGX_HTTP_GATEWAY_TIME_OUT) {
         return NGX_RPC_UPSTREAM_TIMEOUT;

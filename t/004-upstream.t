@@ -214,3 +214,21 @@ location /rpc { rpc_pass http://127.0.0.1:$UPSTREAM_PORT/some/path; }
 {"jsonrpc":"2.0","method":"test_echo","params":{"k":"v"},"id":1}
 --- response_body
 {"jsonrpc":"2.0","id":1,"result":{"k":"v"}}
+
+=== TEST 23: a reply over rpc_max_reply_size
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+--- config
+location /rpc { rpc_pass backend; rpc_max_reply_size 4k; }
+--- request
+[{"jsonrpc":"2.0","method":"test_big","params":[5000],"id":1},{"jsonrpc":"2.0","method":"sum","params":[1],"id":2}]
+--- response_body
+[{"jsonrpc":"2.0","error":{"code":-32009,"message":"Upstream reply too large"},"id":1},{"jsonrpc":"2.0","error":{"code":-32009,"message":"Upstream reply too large"},"id":2}]
+--- error_log
+rpc: upstream reply is larger than rpc_max_reply_size 4096
+
+=== TEST 24: a reply under rpc_max_reply_size
+--- request
+[{"jsonrpc":"2.0","method":"test_big","params":[3000],"id":1}]
+--- response_body_like
+^\[\{"jsonrpc":"2.0","id":1,"result":"x{3000}"\}\]$
