@@ -87,11 +87,6 @@ ngx_rpc_handler(ngx_http_request_t *r)
 
     rc = ngx_http_read_client_request_body(r, ngx_rpc_body_handler);
 
-    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
-        r->keepalive = 0;
-        return ngx_rpc_response_error(r, rc, NGX_RPC_BODY_TOO_LARGE);
-    }
-
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
     }
@@ -201,11 +196,11 @@ ngx_rpc_body_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_rpc_feed_file(ngx_rpc_ctx_t *ctx, ngx_buf_t *b)
 {
-    off_t               off;
-    size_t              size;
-    u_char             *p;
-    ssize_t             n;
-    ngx_http_request_t *r;
+    off_t                off;
+    size_t               size;
+    u_char              *p;
+    ssize_t              n;
+    ngx_http_request_t  *r;
 
     r = ctx->request;
 

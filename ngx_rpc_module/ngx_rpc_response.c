@@ -32,7 +32,8 @@ static ngx_rpc_error_t  ngx_rpc_errors[] = {
     { NGX_RPC_METHOD_NOT_FOUND, "Method not found" },
     { NGX_RPC_UPSTREAM_UNAVAILABLE, "Upstream unavailable" },
     { NGX_RPC_UPSTREAM_TIMEOUT, "Upstream timed out" },
-    { NGX_RPC_UPSTREAM_CLOSED, "Upstream closed connection before reply was complete" },
+    { NGX_RPC_UPSTREAM_CLOSED,
+      "Upstream closed connection before reply was complete" },
     { NGX_RPC_UPSTREAM_STATUS, "Upstream replied with HTTP error status" },
     { NGX_RPC_UPSTREAM_NOT_JSON, "Upstream reply is not valid JSON" },
     { NGX_RPC_UPSTREAM_BAD_SHAPE, "Upstream reply is not a valid response" },
@@ -212,8 +213,8 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
     id = &call->msg->member[NGX_RPC_M_ID].range;
 
     p = ngx_pnalloc(ctx->request->pool,
-                    sep->len + sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"result\":")
-                    + (id->end - id->start));
+                    sep->len + (id->end - id->start)
+                    + sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"result\":"));
     if (p == NULL) {
         return NGX_ERROR;
     }
