@@ -10,7 +10,11 @@ use Time::HiRes qw(sleep time);
 
 my $ok = start_nginx(
     http_config => 'upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
-                    upstream nokeep { server 127.0.0.1:$UPSTREAM2_PORT; }',
+                    upstream nokeep { server 127.0.0.1:$UPSTREAM2_PORT; }
+                    server {
+                        listen 127.0.0.1:$H2_PORT http2;
+                        location /rpc { rpc_pass backend; rpc_timeout 300ms; }
+                    }',
     config => 'location /rpc { rpc_pass backend; client_max_body_size 200; }
                location /nokeep { rpc_pass nokeep; }');
 ok($ok, "nginx starts") or BAIL_OUT("nginx did not start");
@@ -90,6 +94,20 @@ sleep 0.5;
 $r = http_post('{"jsonrpc":"2.0","method":"sum","params":[2],"id":1}');
 is($r->{body}, '{"jsonrpc":"2.0","id":1,"result":2}', "serves on after clients hung up");
 like(error_log_text(), qr/client prematurely closed connection/, "hang-ups noticed");
+
+# --- HTTP/2 clients (curl, prior knowledge)
+
+my $h2 = "curl -s --http2-prior-knowledge -w ' %{http_version} %{http_code}' "
+       . "http://127.0.0.1:" . port('H2_PORT') . "/rpc";
+is(`$h2 -d '[{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1},{"jsonrpc":"2.0","method":"get_data","id":2}]'`,
+   '[{"jsonrpc":"2.0","id":1,"result":3},{"jsonrpc":"2.0","id":2,"result":["hello",5]}] 2 200',
+   "HTTP/2: batch");
+is(`$h2 -d '{"jsonrpc":"2.0","method":"test_sleep","params":[2000],"id":1}'`,
+   '{"jsonrpc":"2.0","error":{"code":-32001,"message":"Upstream timed out"},"id":1} 2 200',
+   "HTTP/2: rpc_timeout");
+is(`$h2 -d '{"jsonrpc":"2.0","method":"update"}'`, ' 2 204', "HTTP/2: notification");
+is(`$h2`, '{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null} 2 405',
+   "HTTP/2: GET");
 
 # --- nginx -s reload while requests flow
 
