@@ -6,6 +6,7 @@ use Test::More;
 use lib 't/lib';
 use RPCTest;
 use POSIX ();
+use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
 my $ok = start_nginx(
@@ -94,6 +95,23 @@ sleep 0.5;
 $r = http_post('{"jsonrpc":"2.0","method":"sum","params":[2],"id":1}');
 is($r->{body}, '{"jsonrpc":"2.0","id":1,"result":2}', "serves on after clients hung up");
 like(error_log_text(), qr/client prematurely closed connection/, "hang-ups noticed");
+
+# --- pipelined requests on one connection are answered in order
+
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => port('SERVER_PORT'));
+    my $req = '';
+    for my $i (1 .. 3) {
+        my $b = qq({"jsonrpc":"2.0","method":"test_sleep","params":[30],"id":$i});
+        $req .= "POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: " . length($b)
+              . "\r\n" . ($i == 3 ? "Connection: close\r\n" : "") . "\r\n$b";
+    }
+    print $s $req;
+    my $all = do { local $/; <$s> } // '';
+    my @ids = $all =~ /"id":(\d+),"result":"slept"/g;
+    is("@ids", "1 2 3", "pipelined requests answered in order");
+}
 
 # --- HTTP/2 clients (curl, prior knowledge)
 
