@@ -181,6 +181,8 @@ ngx_rpc_body_handler(ngx_http_request_t *r)
     }
 
     if (ngx_rpc_dispatch(ctx) != NGX_OK) {
+        /* exchanges already started must not answer again when done */
+        ctx->responded = 1;
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
