@@ -158,6 +158,19 @@ location /rpc { rpc_pass backend; }
 --- response_body
 [{"jsonrpc":"2.0","id":1,"result":"UPSTREAM2"}]
 
+=== TEST 17a: rpc_next_upstream_tries 1: the dead first server is the only try
+--- http_config
+upstream backend {
+    server 127.0.0.1:$DEAD_PORT;
+    server 127.0.0.1:$UPSTREAM2_PORT;
+}
+--- config
+location /rpc { rpc_pass backend; rpc_next_upstream_tries 1; }
+--- request
+[{"jsonrpc":"2.0","method":"test_whoami","id":1}]
+--- response_body
+[{"jsonrpc":"2.0","error":{"code":-32000,"message":"Upstream unavailable"},"id":1}]
+
 === TEST 18: rpc_next_upstream off: no failover
 --- http_config
 upstream backend {
