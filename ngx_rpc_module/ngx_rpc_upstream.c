@@ -27,8 +27,7 @@ static ngx_int_t ngx_rpc_upstream_filter_init(void *data);
 static ngx_int_t ngx_rpc_upstream_filter(void *data, ssize_t bytes);
 static ngx_int_t ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data,
     ngx_int_t rc);
-static ngx_int_t ngx_rpc_upstream_error(ngx_rpc_exchange_t *ex,
-    ngx_int_t rc);
+static ngx_int_t ngx_rpc_upstream_error(ngx_rpc_exchange_t *ex);
 static void ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex);
 static void ngx_rpc_upstream_states(ngx_rpc_exchange_t *ex);
 
@@ -524,13 +523,14 @@ ngx_rpc_upstream_filter(void *data, ssize_t bytes)
 }
 
 
-/* post_subrequest handler: turns how the exchange ended into call results */
+/*
+ * post_subrequest handler: turns how the exchange ended into call results;
+ * its rc is not used, see ngx_rpc_upstream_finalize_request()
+ */
 
 static ngx_int_t
 ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 {
-    /* rc is not used: see ngx_rpc_upstream_finalize_request() */
-
     ngx_rpc_exchange_t  *ex = data;
 
     ngx_rpc_ctx_t  *ctx;
@@ -542,7 +542,7 @@ ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     }
 
     ex->done = 1;
-    ex->error = ngx_rpc_upstream_error(ex, ex->rc);
+    ex->error = ngx_rpc_upstream_error(ex);
 
     if (ex->error == 0) {
         ngx_rpc_upstream_match(ex);
@@ -559,11 +559,13 @@ ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 
 
 static ngx_int_t
-ngx_rpc_upstream_error(ngx_rpc_exchange_t *ex, ngx_int_t rc)
+ngx_rpc_upstream_error(ngx_rpc_exchange_t *ex)
 {
+    ngx_int_t             rc;
     ngx_log_t            *log;
     ngx_http_upstream_t  *u;
 
+    rc = ex->rc;
     u = ex->sr->upstream;
     log = ex->sr->connection->log;
 
