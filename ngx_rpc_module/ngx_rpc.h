@@ -13,6 +13,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <yajl/yajl_parse.h>
+#include <hiredis/hiredis.h>
 
 
 /* JSON-RPC 2.0 error codes */
@@ -116,6 +117,47 @@ typedef struct {
 } ngx_rpc_route_t;
 
 
+/* $rpc_cache_status values */
+#define NGX_RPC_CACHE_MISS              1
+#define NGX_RPC_CACHE_BYPASS            2
+#define NGX_RPC_CACHE_EXPIRED           3
+#define NGX_RPC_CACHE_HIT               4
+#define NGX_RPC_CACHE_REDIS             5
+#define NGX_RPC_CACHE_COLLAPSED         6
+
+
+typedef struct {
+    ngx_array_t                 *patterns;
+    ngx_msec_t                   valid;
+} ngx_rpc_cache_valid_t;
+
+
+typedef struct ngx_rpc_redis_cmd_s  ngx_rpc_redis_cmd_t;
+
+typedef void (*ngx_rpc_redis_handler_pt)(void *data, redisReply **reply);
+
+
+/* rpc_cache_redis: its settings and, per worker, its one connection */
+typedef struct {
+    ngx_addr_t                   addr;
+    ngx_str_t                    prefix;
+    ngx_str_t                    password;
+    ngx_int_t                    db;
+    ngx_msec_t                   timeout;
+    ngx_connection_t            *connection;
+    redisReader                 *reader;
+    ngx_queue_t                  cmds;
+    ngx_uint_t                   ncmds;
+    ngx_msec_t                   retry;
+    unsigned                     connecting:1;
+} ngx_rpc_redis_t;
+
+
+typedef struct {
+    ngx_rpc_redis_t             *redis;
+} ngx_rpc_main_conf_t;
+
+
 typedef struct {
     ngx_http_upstream_conf_t     upstream;
     ngx_str_t                    uri;
@@ -128,6 +170,9 @@ typedef struct {
     ngx_msec_t                   timeout;
     off_t                        max_body_size;
     off_t                        max_reply_size;
+    ngx_shm_zone_t              *cache;
+    ngx_array_t                 *cache_valid;
+    ngx_array_t                 *cache_bypass;
 } ngx_rpc_loc_conf_t;
 
 
@@ -158,12 +203,32 @@ typedef struct {
 } ngx_rpc_exchange_t;
 
 
+typedef struct ngx_rpc_flight_s  ngx_rpc_flight_t;
+
+
+/*
+ * A call is answered by an upstream reply, by an error, or by bytes of its
+ * own (a cache hit or a collapsed call's share): answer, an error object
+ * when answer_code is set.
+ */
 typedef struct {
+    ngx_rpc_ctx_t               *ctx;
     ngx_rpc_msg_t               *msg;
+    ngx_http_upstream_conf_t    *upstream;
     ngx_rpc_exchange_t          *exchange;
     ngx_rpc_msg_t               *reply;
+    ngx_str_t                    key;
+    uint32_t                     hash;
+    ngx_msec_t                   valid;
+    ngx_str_t                    answer;
+    ngx_int_t                    answer_code;
+    ngx_rpc_flight_t            *flight;
+    ngx_queue_t                  queue;
+    ngx_rpc_redis_cmd_t         *lookup;
     ngx_int_t                    error;
     unsigned                     notification:1;
+    unsigned                     send:1;
+    unsigned                     cache_status:3;
 } ngx_rpc_call_t;
 
 
@@ -173,7 +238,9 @@ struct ngx_rpc_ctx_s {
     ngx_array_t                  calls;
     ngx_array_t                  exchanges;
     ngx_uint_t                   pending;
+    ngx_uint_t                   lookups;
     ngx_event_t                  timer;
+    ngx_event_t                  wake;
     ngx_int_t                    error;
     off_t                        body_size;
     ngx_str_t                    codes;
@@ -201,6 +268,23 @@ ngx_http_upstream_conf_t *ngx_rpc_policy_route(ngx_rpc_loc_conf_t *rlcf,
     ngx_str_t *method);
 ngx_int_t ngx_rpc_policy_match(ngx_array_t *patterns, ngx_str_t *name);
 
+/* ngx_rpc_cache.c */
+ngx_int_t ngx_rpc_cache_lookup(ngx_rpc_call_t *call);
+void ngx_rpc_cache_update(ngx_rpc_ctx_t *ctx, ngx_rpc_exchange_t *ex);
+void ngx_rpc_cache_cancel(ngx_rpc_ctx_t *ctx, ngx_int_t code);
+char *ngx_rpc_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_rpc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_rpc_cache_valid(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/* ngx_rpc_redis.c */
+ngx_rpc_redis_cmd_t *ngx_rpc_redis_get(ngx_rpc_redis_t *rd, ngx_str_t *key,
+    ngx_rpc_redis_handler_pt handler, void *data);
+void ngx_rpc_redis_set(ngx_rpc_redis_t *rd, ngx_str_t *key,
+    ngx_str_t *value, ngx_msec_t ttl);
+void ngx_rpc_redis_cancel(ngx_rpc_redis_cmd_t *cmd);
+void ngx_rpc_redis_close(ngx_rpc_redis_t *rd);
+char *ngx_rpc_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
 /* ngx_rpc_upstream.c */
 ngx_int_t ngx_rpc_upstream_start(ngx_rpc_exchange_t *ex);
 void ngx_rpc_upstream_abort(ngx_rpc_exchange_t *ex);
@@ -216,6 +300,7 @@ u_char *ngx_rpc_error_message(ngx_int_t code);
 
 /* ngx_rpc_handler.c */
 ngx_int_t ngx_rpc_handler(ngx_http_request_t *r);
+void ngx_rpc_handler_post(ngx_rpc_ctx_t *ctx);
 ngx_int_t ngx_rpc_request_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 void ngx_rpc_handler_wake(ngx_http_request_t *r);

@@ -14,10 +14,12 @@
 static void ngx_rpc_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_rpc_feed_file(ngx_rpc_ctx_t *ctx, ngx_buf_t *b);
 static ngx_int_t ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx);
+static ngx_int_t ngx_rpc_send(ngx_rpc_ctx_t *ctx);
 static ngx_rpc_exchange_t *ngx_rpc_exchange(ngx_rpc_ctx_t *ctx,
-    ngx_http_upstream_conf_t *conf);
+    ngx_http_upstream_conf_t *conf, ngx_uint_t first);
 static ngx_int_t ngx_rpc_add_call(ngx_rpc_ctx_t *ctx, ngx_uint_t n);
 static void ngx_rpc_finish(ngx_rpc_ctx_t *ctx);
+static void ngx_rpc_wake_handler(ngx_event_t *ev);
 static void ngx_rpc_timeout_handler(ngx_event_t *ev);
 static void ngx_rpc_cleanup(void *data);
 
@@ -238,35 +240,43 @@ ngx_rpc_feed_file(ngx_rpc_ctx_t *ctx, ngx_buf_t *b)
 static ngx_int_t
 ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
 {
-    ngx_int_t             code;
+    ngx_int_t             code, rc;
     ngx_uint_t            i;
     ngx_rpc_msg_t        *msg;
     ngx_rpc_call_t       *call;
     ngx_rpc_parser_t     *p;
     ngx_pool_cleanup_t   *cln;
     ngx_http_request_t   *r;
-    ngx_rpc_exchange_t   *ex;
     ngx_rpc_loc_conf_t   *rlcf;
 
     r = ctx->request;
     p = &ctx->parser;
     rlcf = ngx_http_get_module_loc_conf(r, ngx_rpc_module);
 
-    /*
-     * calls point to their exchange: the array is sized for one exchange
-     * per route and the default upstream so that it never moves
-     */
-
     if (ngx_array_init(&ctx->calls, r->pool, ngx_max(p->msgs.nelts, 1),
                        sizeof(ngx_rpc_call_t))
         != NGX_OK
         || ngx_array_init(&ctx->exchanges, r->pool,
                           rlcf->routes ? rlcf->routes->nelts + 1 : 1,
-                          sizeof(ngx_rpc_exchange_t))
+                          sizeof(ngx_rpc_exchange_t *))
            != NGX_OK)
     {
         return NGX_ERROR;
     }
+
+    /* calls may wait for others and lead others: cleaned up in any case */
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_rpc_cleanup;
+    cln->data = ctx;
+
+    ctx->wake.handler = ngx_rpc_wake_handler;
+    ctx->wake.data = ctx;
+    ctx->wake.log = r->connection->log;
 
     if (p->error) {
         ctx->error = p->error;
@@ -287,6 +297,7 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
     for (i = 0; i < p->msgs.nelts; i++) {
         call = ngx_array_push(&ctx->calls);
         ngx_memzero(call, sizeof(ngx_rpc_call_t));
+        call->ctx = ctx;
         call->msg = &msg[i];
 
         code = ngx_rpc_policy_check(rlcf, &msg[i]);
@@ -308,53 +319,26 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
             continue;
         }
 
-        ex = ngx_rpc_exchange(ctx,
-                              ngx_rpc_policy_route(rlcf, &msg[i].method));
-        if (ex == NULL) {
+        call->upstream = ngx_rpc_policy_route(rlcf, &msg[i].method);
+
+        rc = ngx_rpc_cache_lookup(call);
+
+        if (rc == NGX_ERROR) {
             return NGX_ERROR;
         }
 
-        call->exchange = ex;
+        call->send = (rc == NGX_DECLINED);
     }
 
-    /* each exchange's body, with calls in request order */
+    /* with Redis lookups out, calls go upstream once all are back */
 
-    call = ctx->calls.elts;
-
-    for (i = 0; i < ctx->calls.nelts; i++) {
-        if (call[i].exchange && ngx_rpc_add_call(ctx, i) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    ex = ctx->exchanges.elts;
-
-    for (i = 0; i < ctx->exchanges.nelts; i++) {
-        if (ngx_rpc_response_buf(r->pool, &ex[i].tail, (u_char *) "}]",
-                                 ctx->batch ? 2 : 1)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        if (ngx_rpc_upstream_start(&ex[i]) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        ctx->pending++;
+    if (ctx->lookups == 0 && ngx_rpc_send(ctx) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (ctx->pending == 0) {
         return NGX_OK;
     }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_rpc_cleanup;
-    cln->data = ctx;
 
     ctx->timer.handler = ngx_rpc_timeout_handler;
     ctx->timer.data = ctx;
@@ -368,32 +352,89 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
 }
 
 
-static ngx_rpc_exchange_t *
-ngx_rpc_exchange(ngx_rpc_ctx_t *ctx, ngx_http_upstream_conf_t *conf)
+/* calls marked to send go out, one exchange per upstream, in call order */
+
+static ngx_int_t
+ngx_rpc_send(ngx_rpc_ctx_t *ctx)
 {
-    ngx_uint_t           i;
-    ngx_rpc_exchange_t  *ex;
+    ngx_uint_t            i, first;
+    ngx_rpc_call_t       *call;
+    ngx_rpc_exchange_t  **ex;
 
-    ex = ctx->exchanges.elts;
+    first = ctx->exchanges.nelts;
+    call = ctx->calls.elts;
 
-    for (i = 0; i < ctx->exchanges.nelts; i++) {
-        if (ex[i].conf == conf) {
-            return &ex[i];
+    for (i = 0; i < ctx->calls.nelts; i++) {
+        if (call[i].send) {
+            call[i].exchange = ngx_rpc_exchange(ctx, call[i].upstream, first);
+            if (call[i].exchange == NULL) {
+                return NGX_ERROR;
+            }
         }
     }
 
-    if (ctx->exchanges.nelts == ctx->exchanges.nalloc) {
-        return NULL;
+    for (i = 0; i < ctx->calls.nelts; i++) {
+        if (call[i].send) {
+            call[i].send = 0;
+
+            if (ngx_rpc_add_call(ctx, i) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    ex = ctx->exchanges.elts;
+
+    for (i = first; i < ctx->exchanges.nelts; i++) {
+        if (ngx_rpc_response_buf(ctx->request->pool, &ex[i]->tail,
+                                 (u_char *) "}]", ctx->batch ? 2 : 1)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (ngx_rpc_upstream_start(ex[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->pending++;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the exchange to an upstream among those started from first on */
+
+static ngx_rpc_exchange_t *
+ngx_rpc_exchange(ngx_rpc_ctx_t *ctx, ngx_http_upstream_conf_t *conf,
+    ngx_uint_t first)
+{
+    ngx_uint_t            i;
+    ngx_rpc_exchange_t  **ex;
+
+    ex = ctx->exchanges.elts;
+
+    for (i = first; i < ctx->exchanges.nelts; i++) {
+        if (ex[i]->conf == conf) {
+            return ex[i];
+        }
     }
 
     ex = ngx_array_push(&ctx->exchanges);
+    if (ex == NULL) {
+        return NULL;
+    }
 
-    ngx_memzero(ex, sizeof(ngx_rpc_exchange_t));
+    *ex = ngx_pcalloc(ctx->request->pool, sizeof(ngx_rpc_exchange_t));
+    if (*ex == NULL) {
+        return NULL;
+    }
 
-    ex->ctx = ctx;
-    ex->conf = conf;
+    (*ex)->ctx = ctx;
+    (*ex)->conf = conf;
 
-    return ex;
+    return *ex;
 }
 
 
@@ -487,6 +528,42 @@ ngx_rpc_handler_wake(ngx_http_request_t *r)
 }
 
 
+/* something the request waited for, other than its exchanges, is back */
+
+void
+ngx_rpc_handler_post(ngx_rpc_ctx_t *ctx)
+{
+    ngx_post_event(&ctx->wake, &ngx_posted_events);
+}
+
+
+static void
+ngx_rpc_wake_handler(ngx_event_t *ev)
+{
+    ngx_rpc_ctx_t       *ctx;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    ctx = ev->data;
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->responded) {
+        return;
+    }
+
+    if (ctx->lookups == 0 && ngx_rpc_send(ctx) != NGX_OK) {
+        ctx->responded = 1;
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+
+    } else if (ctx->pending == 0) {
+        ngx_rpc_finish(ctx);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
 static void
 ngx_rpc_finish(ngx_rpc_ctx_t *ctx)
 {
@@ -508,11 +585,12 @@ ngx_rpc_finish(ngx_rpc_ctx_t *ctx)
 static void
 ngx_rpc_timeout_handler(ngx_event_t *ev)
 {
-    ngx_uint_t           i;
-    ngx_rpc_ctx_t       *ctx;
-    ngx_connection_t    *c;
-    ngx_rpc_exchange_t  *ex;
-    ngx_rpc_loc_conf_t  *rlcf;
+    ngx_uint_t            i;
+    ngx_rpc_ctx_t        *ctx;
+    ngx_rpc_call_t       *call;
+    ngx_connection_t     *c;
+    ngx_rpc_exchange_t  **ex;
+    ngx_rpc_loc_conf_t   *rlcf;
 
     ctx = ev->data;
     c = ctx->request->connection;
@@ -525,10 +603,22 @@ ngx_rpc_timeout_handler(ngx_event_t *ev)
     ex = ctx->exchanges.elts;
 
     for (i = 0; i < ctx->exchanges.nelts; i++) {
-        if (!ex[i].done) {
-            ex[i].done = 1;
-            ex[i].error = NGX_RPC_UPSTREAM_TIMEOUT;
-            ngx_rpc_upstream_abort(&ex[i]);
+        if (!ex[i]->done) {
+            ex[i]->done = 1;
+            ex[i]->error = NGX_RPC_UPSTREAM_TIMEOUT;
+            ngx_rpc_upstream_abort(ex[i]);
+            ngx_rpc_cache_update(ctx, ex[i]);
+        }
+    }
+
+    ngx_rpc_cache_cancel(ctx, NGX_RPC_UPSTREAM_TIMEOUT);
+
+    call = ctx->calls.elts;
+
+    for (i = 0; i < ctx->calls.nelts; i++) {
+        if (call[i].send) {
+            call[i].send = 0;
+            call[i].error = NGX_RPC_UPSTREAM_TIMEOUT;
         }
     }
 
@@ -547,4 +637,10 @@ ngx_rpc_cleanup(void *data)
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
     }
+
+    if (ctx->wake.posted) {
+        ngx_delete_posted_event(&ctx->wake);
+    }
+
+    ngx_rpc_cache_cancel(ctx, 0);
 }

@@ -8,6 +8,8 @@
 
 
 static ngx_int_t ngx_rpc_init(ngx_conf_t *cf);
+static void ngx_rpc_exit_process(ngx_cycle_t *cycle);
+static void *ngx_rpc_create_main_conf(ngx_conf_t *cf);
 static void *ngx_rpc_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -146,6 +148,41 @@ static ngx_command_t  ngx_rpc_commands[] = {
       offsetof(ngx_rpc_loc_conf_t, upstream.next_upstream_timeout),
       NULL },
 
+    { ngx_string("rpc_cache_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_rpc_cache_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("rpc_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_rpc_cache,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_cache_valid"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_rpc_cache_valid,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_cache_bypass"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_set_predicate_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, cache_bypass),
+      NULL },
+
+    { ngx_string("rpc_cache_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_rpc_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -154,7 +191,7 @@ static ngx_http_module_t  ngx_rpc_module_ctx = {
     ngx_rpc_add_variables,                 /* preconfiguration */
     ngx_rpc_init,                          /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_rpc_create_main_conf,              /* create main configuration */
     NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
@@ -175,7 +212,7 @@ ngx_module_t  ngx_rpc_module = {
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_rpc_exit_process,                  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -191,6 +228,26 @@ ngx_rpc_init(ngx_conf_t *cf)
     ngx_http_top_request_body_filter = ngx_rpc_request_body_filter;
 
     return NGX_OK;
+}
+
+
+static void
+ngx_rpc_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_rpc_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_rpc_module);
+
+    if (rmcf && rmcf->redis) {
+        ngx_rpc_redis_close(rmcf->redis);
+    }
+}
+
+
+static void *
+ngx_rpc_create_main_conf(ngx_conf_t *cf)
+{
+    return ngx_pcalloc(cf->pool, sizeof(ngx_rpc_main_conf_t));
 }
 
 
@@ -236,6 +293,9 @@ ngx_rpc_create_loc_conf(ngx_conf_t *cf)
     conf->max_depth = NGX_CONF_UNSET_UINT;
     conf->timeout = NGX_CONF_UNSET_MSEC;
     conf->max_reply_size = NGX_CONF_UNSET;
+    conf->cache = NGX_CONF_UNSET_PTR;
+    conf->cache_valid = NGX_CONF_UNSET_PTR;
+    conf->cache_bypass = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -301,6 +361,10 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_ptr_value(conf->allow, prev->allow, NULL);
     ngx_conf_merge_ptr_value(conf->deny, prev->deny, NULL);
+
+    ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
+    ngx_conf_merge_ptr_value(conf->cache_valid, prev->cache_valid, NULL);
+    ngx_conf_merge_ptr_value(conf->cache_bypass, prev->cache_bypass, NULL);
 
     /* routes declared here use this location's timeouts and retries */
 

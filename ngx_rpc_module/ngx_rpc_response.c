@@ -12,7 +12,8 @@
 
 
 static ngx_int_t ngx_rpc_response_call(ngx_rpc_ctx_t *ctx,
-    ngx_rpc_call_t *call, ngx_str_t *sep, ngx_chain_t ***ll);
+    ngx_rpc_call_t *call, ngx_str_t *sep, ngx_chain_t ***ll,
+    ngx_uint_t *open);
 static ngx_int_t ngx_rpc_response_error_obj(ngx_rpc_ctx_t *ctx,
     ngx_int_t code, ngx_rpc_msg_t *msg, ngx_str_t *sep, ngx_chain_t ***ll);
 static u_char *ngx_rpc_response_id(ngx_rpc_ctx_t *ctx, ngx_rpc_msg_t *msg,
@@ -153,14 +154,10 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
             ngx_str_set(&sep, ",");
         }
 
-        if (ngx_rpc_response_call(ctx, &call[i], &sep, &ll) != NGX_OK) {
+        if (ngx_rpc_response_call(ctx, &call[i], &sep, &ll, &open) != NGX_OK)
+        {
             return NGX_ERROR;
         }
-
-        /* an upstream answer is closed by what follows it */
-
-        open = (call[i].error == 0 && call[i].exchange->error == 0
-                && call[i].reply != NULL);
     }
 
     if (n == 0) {
@@ -186,30 +183,34 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
 }
 
 
+/* an answer with a result or error value is left open for what follows */
+
 static ngx_int_t
 ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
-    ngx_str_t *sep, ngx_chain_t ***ll)
+    ngx_str_t *sep, ngx_chain_t ***ll, ngx_uint_t *open)
 {
     u_char           *p, *last;
     ngx_int_t         code;
     ngx_rpc_msg_t    *reply;
     ngx_rpc_range_t  *id, *range;
 
+    *open = 0;
     code = call->error;
+    reply = call->reply;
 
-    if (code == 0 && call->exchange->error) {
-        code = call->exchange->error;
-    }
+    if (code == 0 && call->answer.data == NULL) {
+        code = call->exchange ? call->exchange->error
+                              : NGX_RPC_UPSTREAM_NO_RESULT;
 
-    if (code == 0 && call->reply == NULL) {
-        code = NGX_RPC_UPSTREAM_NO_RESULT;
+        if (code == 0 && reply == NULL) {
+            code = NGX_RPC_UPSTREAM_NO_RESULT;
+        }
     }
 
     if (code) {
         return ngx_rpc_response_error_obj(ctx, code, call->msg, sep, ll);
     }
 
-    reply = call->reply;
     id = &call->msg->member[NGX_RPC_M_ID].range;
 
     p = ngx_pnalloc(ctx->request->pool,
@@ -224,18 +225,38 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
                       sizeof("{\"jsonrpc\":\"2.0\",\"id\":") - 1);
     last = ngx_rpc_parse_copy_to(&ctx->parser, id, last);
 
-    if (reply->member[NGX_RPC_M_RESULT].type != NGX_RPC_NONE) {
-        range = &reply->member[NGX_RPC_M_RESULT].range;
+    range = NULL;
+
+    if (call->answer.data ? call->answer_code == 0
+        : reply->member[NGX_RPC_M_RESULT].type != NGX_RPC_NONE)
+    {
         last = ngx_cpymem(last, ",\"result\":", sizeof(",\"result\":") - 1);
 
+        if (call->answer.data == NULL) {
+            range = &reply->member[NGX_RPC_M_RESULT].range;
+        }
+
     } else {
-        range = &reply->member[NGX_RPC_M_ERROR].range;
         last = ngx_cpymem(last, ",\"error\":", sizeof(",\"error\":") - 1);
-        ngx_rpc_response_code(ctx, reply->code);
+
+        if (call->answer.data) {
+            ngx_rpc_response_code(ctx, call->answer_code);
+
+        } else {
+            range = &reply->member[NGX_RPC_M_ERROR].range;
+            ngx_rpc_response_code(ctx, reply->code);
+        }
     }
+
+    *open = 1;
 
     if (ngx_rpc_response_buf(ctx->request->pool, ll, p, last - p) != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    if (range == NULL) {
+        return ngx_rpc_response_buf(ctx->request->pool, ll, call->answer.data,
+                                    call->answer.len);
     }
 
     return ngx_rpc_parse_slice(&call->exchange->reply, range, ll);

@@ -549,6 +549,7 @@ ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     }
 
     ngx_rpc_upstream_states(ex);
+    ngx_rpc_cache_update(ctx, ex);
 
     if (--ctx->pending == 0) {
         (void) ngx_http_post_request(ctx->request, NULL);

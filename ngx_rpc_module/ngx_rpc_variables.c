@@ -1,8 +1,9 @@
 
 /*
  * Variables for log_format: $rpc_method, $rpc_id, $rpc_calls,
- * $rpc_error_code.  For a batch, values are listed in request order,
- * separated by commas; "-" stands for a missing method or id.
+ * $rpc_error_code, $rpc_cache_status.  For a batch, values are listed in
+ * request order, separated by commas; "-" stands for a missing method or
+ * id, or for a call the cache did not see.
  */
 
 
@@ -13,6 +14,7 @@
 #define NGX_RPC_VAR_ID          1
 #define NGX_RPC_VAR_CALLS       2
 #define NGX_RPC_VAR_ERROR_CODE  3
+#define NGX_RPC_VAR_CACHE       4
 
 
 static ngx_int_t ngx_rpc_variable(ngx_http_request_t *r,
@@ -35,7 +37,22 @@ static ngx_http_variable_t  ngx_rpc_vars[] = {
     { ngx_string("rpc_error_code"), NULL, ngx_rpc_variable,
       NGX_RPC_VAR_ERROR_CODE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("rpc_cache_status"), NULL, ngx_rpc_variable,
+      NGX_RPC_VAR_CACHE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
+};
+
+
+/* indexed by NGX_RPC_CACHE_* */
+static ngx_str_t  ngx_rpc_cache_statuses[] = {
+    ngx_string("-"),
+    ngx_string("MISS"),
+    ngx_string("BYPASS"),
+    ngx_string("EXPIRED"),
+    ngx_string("HIT"),
+    ngx_string("REDIS"),
+    ngx_string("COLLAPSED")
 };
 
 
@@ -96,6 +113,9 @@ ngx_rpc_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     case NGX_RPC_VAR_METHOD:
         return ngx_rpc_variable_list(ctx, v, NGX_RPC_M_METHOD);
 
+    case NGX_RPC_VAR_CACHE:
+        return ngx_rpc_variable_list(ctx, v, NGX_RPC_M_N);
+
     default: /* NGX_RPC_VAR_ID */
         return ngx_rpc_variable_list(ctx, v, NGX_RPC_M_ID);
     }
@@ -125,7 +145,10 @@ ngx_rpc_variable_list(ngx_rpc_ctx_t *ctx, ngx_http_variable_value_t *v,
     for (i = 0; i < n; i++) {
         ngx_str_set(&s[i], "-");
 
-        if (member == NGX_RPC_M_METHOD) {
+        if (member == NGX_RPC_M_N) {
+            s[i] = ngx_rpc_cache_statuses[call[i].cache_status];
+
+        } else if (member == NGX_RPC_M_METHOD) {
             if (call[i].msg->member[member].type == NGX_RPC_STRING) {
                 s[i] = call[i].msg->method;
             }

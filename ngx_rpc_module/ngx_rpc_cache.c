@@ -1,0 +1,936 @@
+
+/*
+ * Response cache: a shared-memory zone (slab, rbtree by key hash, LRU
+ * queue) all workers read, Redis behind it when configured, and, per
+ * worker, the calls in flight that identical calls wait for.
+ */
+
+
+#include "ngx_rpc.h"
+
+
+typedef struct {
+    ngx_rbtree_node_t            node;
+    ngx_queue_t                  queue;
+    ngx_msec_t                   expire;
+    uint32_t                     key_len;
+    uint32_t                     value_len;
+    u_char                       data[1];
+} ngx_rpc_cache_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t                 rbtree;
+    ngx_rbtree_node_t            sentinel;
+    ngx_queue_t                  queue;
+} ngx_rpc_cache_sh_t;
+
+
+typedef struct {
+    ngx_rpc_cache_sh_t          *sh;
+    ngx_slab_pool_t             *shpool;
+    size_t                       max_entry;
+} ngx_rpc_cache_t;
+
+
+/* a cacheable call on its way upstream and the identical calls it serves */
+struct ngx_rpc_flight_s {
+    ngx_str_node_t               sn;
+    ngx_rpc_call_t              *leader;
+    ngx_queue_t                  waiters;
+};
+
+
+static ngx_int_t ngx_rpc_cache_key(ngx_rpc_call_t *call);
+static u_char *ngx_rpc_cache_squeeze(u_char *p, u_char *last);
+static ngx_int_t ngx_rpc_cache_get(ngx_rpc_cache_t *cache,
+    ngx_rpc_call_t *call, ngx_pool_t *pool);
+static void ngx_rpc_cache_put(ngx_rpc_cache_t *cache, ngx_rpc_call_t *call,
+    ngx_str_t *value, ngx_msec_t ttl);
+static ngx_rpc_cache_node_t *ngx_rpc_cache_find(ngx_rpc_cache_t *cache,
+    ngx_str_t *key, uint32_t hash);
+static void ngx_rpc_cache_delete(ngx_rpc_cache_t *cache,
+    ngx_rpc_cache_node_t *cn);
+static void ngx_rpc_cache_redis_handler(void *data, redisReply **reply);
+static ngx_int_t ngx_rpc_cache_join(ngx_rpc_call_t *call);
+static void ngx_rpc_cache_land(ngx_rpc_call_t *call, ngx_rpc_parser_t *p,
+    ngx_int_t code);
+static void ngx_rpc_cache_hand_over(ngx_rpc_call_t *call);
+static void ngx_rpc_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_int_t ngx_rpc_cache_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+
+
+static ngx_rbtree_t       ngx_rpc_flights;
+static ngx_rbtree_node_t  ngx_rpc_flights_sentinel;
+
+
+/*
+ * NGX_OK: answered from the cache; NGX_AGAIN: waits for Redis or for an
+ * identical call in flight; NGX_DECLINED: goes upstream.
+ */
+
+ngx_int_t
+ngx_rpc_cache_lookup(ngx_rpc_call_t *call)
+{
+    ngx_int_t               rc;
+    ngx_uint_t              i;
+    ngx_rpc_ctx_t          *ctx;
+    ngx_http_request_t     *r;
+    ngx_rpc_loc_conf_t     *rlcf;
+    ngx_rpc_main_conf_t    *rmcf;
+    ngx_rpc_cache_valid_t  *cv;
+
+    ctx = call->ctx;
+    r = ctx->request;
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_rpc_module);
+
+    if (rlcf->cache == NULL || rlcf->cache_valid == NULL
+        || call->notification)
+    {
+        return NGX_DECLINED;
+    }
+
+    cv = rlcf->cache_valid->elts;
+
+    for (i = 0; i < rlcf->cache_valid->nelts; i++) {
+        if (ngx_rpc_policy_match(cv[i].patterns, &call->msg->method)) {
+            call->valid = cv[i].valid;
+            break;
+        }
+    }
+
+    if (call->valid == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_rpc_cache_key(call) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (rlcf->cache_bypass
+        && ngx_http_test_predicates(r, rlcf->cache_bypass) == NGX_DECLINED)
+    {
+        call->cache_status = NGX_RPC_CACHE_BYPASS;
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_rpc_cache_get(rlcf->cache->data, call, r->pool);
+
+    if (rc == NGX_OK) {
+        call->cache_status = NGX_RPC_CACHE_HIT;
+        return NGX_OK;
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    call->cache_status = (rc == NGX_ABORT) ? NGX_RPC_CACHE_EXPIRED
+                                           : NGX_RPC_CACHE_MISS;
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_rpc_module);
+
+    if (rmcf->redis) {
+        call->lookup = ngx_rpc_redis_get(rmcf->redis, &call->key,
+                                         ngx_rpc_cache_redis_handler, call);
+        if (call->lookup) {
+            ctx->lookups++;
+            ctx->pending++;
+            return NGX_AGAIN;
+        }
+    }
+
+    return ngx_rpc_cache_join(call);
+}
+
+
+/*
+ * upstream, method and params with insignificant whitespace removed; the
+ * upstream is the group, its port and the URI of rpc_pass
+ */
+
+static ngx_int_t
+ngx_rpc_cache_key(ngx_rpc_call_t *call)
+{
+    u_char                        *p, *last;
+    size_t                         len;
+    ngx_rpc_msg_t                 *msg;
+    ngx_rpc_loc_conf_t            *rlcf;
+    ngx_rpc_parser_t              *parser;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    msg = call->msg;
+    parser = &call->ctx->parser;
+    uscf = call->upstream->upstream;
+    rlcf = ngx_http_get_module_loc_conf(call->ctx->request, ngx_rpc_module);
+
+    len = uscf->host.len + NGX_INT_T_LEN + rlcf->uri.len + 3
+          + (msg->member[NGX_RPC_M_METHOD].range.end
+             - msg->member[NGX_RPC_M_METHOD].range.start)
+          + (msg->member[NGX_RPC_M_PARAMS].range.end
+             - msg->member[NGX_RPC_M_PARAMS].range.start);
+
+    p = ngx_pnalloc(call->ctx->request->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = ngx_sprintf(p, "%V:%ui%V\n", &uscf->host, (ngx_uint_t) uscf->port,
+                       &rlcf->uri);
+    last = ngx_rpc_parse_copy_to(parser,
+                                 &msg->member[NGX_RPC_M_METHOD].range, last);
+    *last++ = '\n';
+
+    if (msg->member[NGX_RPC_M_PARAMS].type != NGX_RPC_NONE) {
+        last = ngx_rpc_cache_squeeze(last,
+                   ngx_rpc_parse_copy_to(parser,
+                                  &msg->member[NGX_RPC_M_PARAMS].range, last));
+    }
+
+    call->key.data = p;
+    call->key.len = last - p;
+    call->hash = ngx_crc32_long(p, call->key.len);
+
+    return NGX_OK;
+}
+
+
+/* drops whitespace outside strings in place, returns the new end */
+
+static u_char *
+ngx_rpc_cache_squeeze(u_char *p, u_char *last)
+{
+    u_char      *d;
+    ngx_uint_t   str, esc;
+
+    d = p;
+    str = 0;
+    esc = 0;
+
+    for ( /* void */ ; p < last; p++) {
+
+        if (str) {
+            if (esc) {
+                esc = 0;
+
+            } else if (*p == '\\') {
+                esc = 1;
+
+            } else if (*p == '"') {
+                str = 0;
+            }
+
+        } else if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+            continue;
+
+        } else if (*p == '"') {
+            str = 1;
+        }
+
+        *d++ = *p;
+    }
+
+    return d;
+}
+
+
+/* NGX_OK and the value in call->answer, NGX_DECLINED, NGX_ABORT: expired */
+
+static ngx_int_t
+ngx_rpc_cache_get(ngx_rpc_cache_t *cache, ngx_rpc_call_t *call,
+    ngx_pool_t *pool)
+{
+    ngx_int_t              rc;
+    ngx_rpc_cache_node_t  *cn;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_rpc_cache_find(cache, &call->key, call->hash);
+
+    if (cn == NULL) {
+        rc = NGX_DECLINED;
+
+    } else if ((ngx_msec_int_t) (cn->expire - ngx_current_msec) <= 0) {
+        ngx_rpc_cache_delete(cache, cn);
+        rc = NGX_ABORT;
+
+    } else {
+        ngx_queue_remove(&cn->queue);
+        ngx_queue_insert_head(&cache->sh->queue, &cn->queue);
+
+        call->answer.len = cn->value_len;
+        call->answer.data = ngx_pnalloc(pool, cn->value_len);
+
+        if (call->answer.data) {
+            ngx_memcpy(call->answer.data, cn->data + cn->key_len,
+                       cn->value_len);
+            rc = NGX_OK;
+
+        } else {
+            rc = NGX_ERROR;
+        }
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+}
+
+
+/* stores a value, evicting from the LRU tail while the zone is full */
+
+static void
+ngx_rpc_cache_put(ngx_rpc_cache_t *cache, ngx_rpc_call_t *call,
+    ngx_str_t *value, ngx_msec_t ttl)
+{
+    size_t                 size;
+    ngx_uint_t             n;
+    ngx_queue_t           *q;
+    ngx_rpc_cache_node_t  *cn;
+
+    size = offsetof(ngx_rpc_cache_node_t, data) + call->key.len + value->len;
+
+    if (size > cache->max_entry) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, call->ctx->request->connection->log,
+                       0, "rpc cache: entry of %uz bytes not stored", size);
+        return;
+    }
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_rpc_cache_find(cache, &call->key, call->hash);
+
+    if (cn) {
+        ngx_rpc_cache_delete(cache, cn);
+    }
+
+    /* expired entries at the tail go first */
+
+    for (n = 0; n < 2 && !ngx_queue_empty(&cache->sh->queue); n++) {
+        q = ngx_queue_last(&cache->sh->queue);
+        cn = ngx_queue_data(q, ngx_rpc_cache_node_t, queue);
+
+        if ((ngx_msec_int_t) (cn->expire - ngx_current_msec) > 0) {
+            break;
+        }
+
+        ngx_rpc_cache_delete(cache, cn);
+    }
+
+    for ( ;; ) {
+        cn = ngx_slab_alloc_locked(cache->shpool, size);
+
+        if (cn || ngx_queue_empty(&cache->sh->queue)) {
+            break;
+        }
+
+        q = ngx_queue_last(&cache->sh->queue);
+        ngx_rpc_cache_delete(cache,
+                             ngx_queue_data(q, ngx_rpc_cache_node_t, queue));
+    }
+
+    if (cn == NULL) {
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        ngx_log_error(NGX_LOG_WARN, call->ctx->request->connection->log, 0,
+                      "rpc cache: no room for an entry of %uz bytes", size);
+        return;
+    }
+
+    cn->node.key = call->hash;
+    cn->expire = ngx_current_msec + ttl;
+    cn->key_len = call->key.len;
+    cn->value_len = value->len;
+    ngx_memcpy(ngx_cpymem(cn->data, call->key.data, call->key.len),
+               value->data, value->len);
+
+    ngx_rbtree_insert(&cache->sh->rbtree, &cn->node);
+    ngx_queue_insert_head(&cache->sh->queue, &cn->queue);
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+static ngx_rpc_cache_node_t *
+ngx_rpc_cache_find(ngx_rpc_cache_t *cache, ngx_str_t *key, uint32_t hash)
+{
+    ngx_int_t              rc;
+    ngx_rbtree_node_t     *node, *sentinel;
+    ngx_rpc_cache_node_t  *cn;
+
+    node = cache->sh->rbtree.root;
+    sentinel = cache->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash != node->key) {
+            node = (hash < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        cn = (ngx_rpc_cache_node_t *) node;
+
+        rc = ngx_memn2cmp(key->data, cn->data, key->len, cn->key_len);
+
+        if (rc == 0) {
+            return cn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_rpc_cache_delete(ngx_rpc_cache_t *cache, ngx_rpc_cache_node_t *cn)
+{
+    ngx_queue_remove(&cn->queue);
+    ngx_rbtree_delete(&cache->sh->rbtree, &cn->node);
+    ngx_slab_free_locked(cache->shpool, cn);
+}
+
+
+/* GET and PTTL answered: a hit fills the zone for what is left of its TTL */
+
+static void
+ngx_rpc_cache_redis_handler(void *data, redisReply **reply)
+{
+    ngx_rpc_call_t  *call = data;
+
+    ngx_str_t            value;
+    ngx_rpc_ctx_t       *ctx;
+    ngx_rpc_loc_conf_t  *rlcf;
+
+    ctx = call->ctx;
+    call->lookup = NULL;
+    ctx->lookups--;
+    ctx->pending--;
+
+    if (reply
+        && reply[0]->type == REDIS_REPLY_STRING && reply[0]->len > 0
+        && reply[1]->type == REDIS_REPLY_INTEGER && reply[1]->integer > 0)
+    {
+        value.len = reply[0]->len;
+        value.data = ngx_pnalloc(ctx->request->pool, value.len);
+
+        if (value.data) {
+            ngx_memcpy(value.data, reply[0]->str, value.len);
+
+            rlcf = ngx_http_get_module_loc_conf(ctx->request, ngx_rpc_module);
+            ngx_rpc_cache_put(rlcf->cache->data, call, &value,
+                              ngx_min((ngx_msec_t) reply[1]->integer,
+                                      call->valid));
+
+            call->answer = value;
+            call->cache_status = NGX_RPC_CACHE_REDIS;
+            ngx_rpc_handler_post(ctx);
+            return;
+        }
+    }
+
+    if (ngx_rpc_cache_join(call) == NGX_DECLINED) {
+        call->send = 1;
+    }
+
+    ngx_rpc_handler_post(ctx);
+}
+
+
+/*
+ * NGX_AGAIN: the call waits for an identical one in flight in this worker;
+ * NGX_DECLINED: it leads, identical calls after it will wait for it.
+ */
+
+static ngx_int_t
+ngx_rpc_cache_join(ngx_rpc_call_t *call)
+{
+    ngx_rpc_flight_t  *f;
+
+    if (ngx_rpc_flights.root == NULL) {
+        ngx_rbtree_init(&ngx_rpc_flights, &ngx_rpc_flights_sentinel,
+                        ngx_str_rbtree_insert_value);
+    }
+
+    f = (ngx_rpc_flight_t *) ngx_str_rbtree_lookup(&ngx_rpc_flights,
+                                                   &call->key, call->hash);
+
+    if (f) {
+        ngx_queue_insert_tail(&f->waiters, &call->queue);
+        call->flight = f;
+        call->cache_status = NGX_RPC_CACHE_COLLAPSED;
+        call->ctx->pending++;
+        return NGX_AGAIN;
+    }
+
+    f = ngx_alloc(sizeof(ngx_rpc_flight_t) + call->key.len,
+                  ngx_cycle->log);
+    if (f == NULL) {
+        return NGX_DECLINED;
+    }
+
+    f->sn.node.key = call->hash;
+    f->sn.str.len = call->key.len;
+    f->sn.str.data = (u_char *) &f[1];
+    ngx_memcpy(f->sn.str.data, call->key.data, call->key.len);
+
+    f->leader = call;
+    ngx_queue_init(&f->waiters);
+    ngx_rbtree_insert(&ngx_rpc_flights, &f->sn.node);
+
+    call->flight = f;
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * An exchange ended: results are stored, and the calls that waited for
+ * its cacheable calls get the same answer.
+ */
+
+void
+ngx_rpc_cache_update(ngx_rpc_ctx_t *ctx, ngx_rpc_exchange_t *ex)
+{
+    ngx_str_t             value;
+    ngx_uint_t            i;
+    ngx_int_t             code;
+    ngx_rpc_call_t       *call;
+    ngx_rpc_value_t      *result;
+    ngx_rpc_loc_conf_t   *rlcf;
+    ngx_rpc_main_conf_t  *rmcf;
+
+    rlcf = ngx_http_get_module_loc_conf(ctx->request, ngx_rpc_module);
+    rmcf = ngx_http_get_module_main_conf(ctx->request, ngx_rpc_module);
+
+    call = ctx->calls.elts;
+
+    for (i = 0; i < ctx->calls.nelts; i++) {
+
+        if (call[i].exchange != ex || call[i].key.len == 0) {
+            continue;
+        }
+
+        code = call[i].error ? call[i].error : ex->error;
+
+        if (code == 0 && call[i].reply == NULL) {
+            code = NGX_RPC_UPSTREAM_NO_RESULT;
+        }
+
+        if (call[i].flight) {
+            ngx_rpc_cache_land(&call[i], &ex->reply, code);
+        }
+
+        if (code) {
+            continue;
+        }
+
+        result = &call[i].reply->member[NGX_RPC_M_RESULT];
+
+        if (result->type == NGX_RPC_NONE || result->type == NGX_RPC_NULL) {
+            continue;
+        }
+
+        if (ngx_rpc_parse_copy(&ex->reply, &result->range, &value) != NGX_OK)
+        {
+            continue;
+        }
+
+        ngx_rpc_cache_put(rlcf->cache->data, &call[i], &value,
+                          call[i].valid);
+
+        if (rmcf->redis) {
+            ngx_rpc_redis_set(rmcf->redis, &call[i].key, &value,
+                              call[i].valid);
+        }
+    }
+}
+
+
+/* the leader's answer, or its error code, goes to each waiting call */
+
+static void
+ngx_rpc_cache_land(ngx_rpc_call_t *call, ngx_rpc_parser_t *p, ngx_int_t code)
+{
+    ngx_queue_t       *q;
+    ngx_rpc_call_t    *w;
+    ngx_rpc_value_t   *v;
+    ngx_rpc_flight_t  *f;
+
+    f = call->flight;
+    call->flight = NULL;
+
+    ngx_rbtree_delete(&ngx_rpc_flights, &f->sn.node);
+
+    while (!ngx_queue_empty(&f->waiters)) {
+        q = ngx_queue_head(&f->waiters);
+        ngx_queue_remove(q);
+
+        w = ngx_queue_data(q, ngx_rpc_call_t, queue);
+        w->flight = NULL;
+        w->error = code;
+
+        if (code == 0) {
+            v = &call->reply->member[NGX_RPC_M_RESULT];
+
+            if (v->type == NGX_RPC_NONE) {
+                v = &call->reply->member[NGX_RPC_M_ERROR];
+                w->answer_code = call->reply->code;
+            }
+
+            w->answer.len = v->range.end - v->range.start;
+            w->answer.data = ngx_pnalloc(w->ctx->request->pool,
+                                         w->answer.len);
+
+            if (w->answer.data == NULL) {
+                w->error = NGX_RPC_UPSTREAM_UNAVAILABLE;
+
+            } else {
+                (void) ngx_rpc_parse_copy_to(p, &v->range, w->answer.data);
+            }
+        }
+
+        w->ctx->pending--;
+        ngx_rpc_handler_post(w->ctx);
+    }
+
+    ngx_free(f);
+}
+
+
+/*
+ * The request is going away or timed out: its Redis lookups are cancelled,
+ * its waiting calls leave their flights with code, and the first waiter of
+ * a flight it leads takes the lead and goes upstream itself.
+ */
+
+void
+ngx_rpc_cache_cancel(ngx_rpc_ctx_t *ctx, ngx_int_t code)
+{
+    ngx_uint_t       i;
+    ngx_rpc_call_t  *call;
+
+    call = ctx->calls.elts;
+
+    for (i = 0; i < ctx->calls.nelts; i++) {
+
+        if (call[i].lookup) {
+            ngx_rpc_redis_cancel(call[i].lookup);
+            call[i].lookup = NULL;
+            call[i].error = code;
+        }
+
+        if (call[i].flight == NULL) {
+            continue;
+        }
+
+        if (call[i].flight->leader == &call[i]) {
+            ngx_rpc_cache_hand_over(&call[i]);
+
+        } else {
+            ngx_queue_remove(&call[i].queue);
+            call[i].flight = NULL;
+            call[i].error = code;
+        }
+    }
+
+    ctx->lookups = 0;
+}
+
+
+static void
+ngx_rpc_cache_hand_over(ngx_rpc_call_t *call)
+{
+    ngx_queue_t       *q;
+    ngx_rpc_call_t    *w;
+    ngx_rpc_flight_t  *f;
+
+    f = call->flight;
+    call->flight = NULL;
+
+    if (ngx_queue_empty(&f->waiters)) {
+        ngx_rbtree_delete(&ngx_rpc_flights, &f->sn.node);
+        ngx_free(f);
+        return;
+    }
+
+    q = ngx_queue_head(&f->waiters);
+    ngx_queue_remove(q);
+
+    w = ngx_queue_data(q, ngx_rpc_call_t, queue);
+    w->send = 1;
+    w->cache_status = NGX_RPC_CACHE_MISS;
+    f->leader = w;
+
+    w->ctx->pending--;
+    ngx_rpc_handler_post(w->ctx);
+}
+
+
+static void
+ngx_rpc_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t     **p;
+    ngx_rpc_cache_node_t   *cn, *cnt;
+
+    for ( ;; ) {
+
+        if (node->key != temp->key) {
+            p = (node->key < temp->key) ? &temp->left : &temp->right;
+
+        } else {
+            cn = (ngx_rpc_cache_node_t *) node;
+            cnt = (ngx_rpc_cache_node_t *) temp;
+
+            p = (ngx_memn2cmp(cn->data, cnt->data, cn->key_len,
+                              cnt->key_len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+/* a zone that outlives a reload keeps its entries */
+
+static ngx_int_t
+ngx_rpc_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_rpc_cache_t  *ocache = data;
+
+    size_t            len;
+    ngx_rpc_cache_t  *cache;
+
+    cache = shm_zone->data;
+
+    if (ocache) {
+        cache->sh = ocache->sh;
+        cache->shpool = ocache->shpool;
+        return NGX_OK;
+    }
+
+    cache->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        cache->sh = cache->shpool->data;
+        return NGX_OK;
+    }
+
+    cache->sh = ngx_slab_alloc(cache->shpool, sizeof(ngx_rpc_cache_sh_t));
+    if (cache->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    cache->shpool->data = cache->sh;
+
+    ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
+                    ngx_rpc_cache_rbtree_insert_value);
+    ngx_queue_init(&cache->sh->queue);
+
+    len = sizeof(" in rpc_cache_zone \"\"") + shm_zone->shm.name.len;
+
+    cache->shpool->log_ctx = ngx_slab_alloc(cache->shpool, len);
+    if (cache->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(cache->shpool->log_ctx, " in rpc_cache_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone evicts: running out of room is not worth an alert */
+
+    cache->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+/* rpc_cache_zone NAME:SIZE [max_entry=SIZE] */
+
+char *
+ngx_rpc_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char           *p;
+    ssize_t           size, max_entry;
+    ngx_str_t        *value, name, s;
+    ngx_shm_zone_t   *shm_zone;
+    ngx_rpc_cache_t  *cache;
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\", expected NAME:SIZE",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    max_entry = size / 8;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "max_entry=", 10) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        s.data = value[2].data + 10;
+        s.len = value[2].len - 10;
+
+        max_entry = ngx_parse_size(&s);
+
+        if (max_entry <= 0 || max_entry > size / 2) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid max_entry \"%V\", at most half "
+                               "the zone size", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    cache = ngx_pcalloc(cf->pool, sizeof(ngx_rpc_cache_t));
+    if (cache == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cache->max_entry = max_entry;
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_rpc_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone->init = ngx_rpc_cache_init_zone;
+    shm_zone->data = cache;
+
+    return NGX_CONF_OK;
+}
+
+
+/* rpc_cache ZONE | off */
+
+char *
+ngx_rpc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_rpc_loc_conf_t  *rlcf = conf;
+
+    ngx_str_t  *value;
+
+    if (rlcf->cache != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        rlcf->cache = NULL;
+        return NGX_CONF_OK;
+    }
+
+    rlcf->cache = ngx_shared_memory_add(cf, &value[1], 0, &ngx_rpc_module);
+    if (rlcf->cache == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (rlcf->cache->data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown rpc_cache_zone \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* rpc_cache_valid PATTERN... TIME */
+
+char *
+ngx_rpc_cache_valid(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_rpc_loc_conf_t  *rlcf = conf;
+
+    ngx_str_t              *value, *pat;
+    ngx_uint_t              i, n;
+    ngx_rpc_cache_valid_t  *cv;
+
+    value = cf->args->elts;
+    n = cf->args->nelts - 1;
+
+    if (rlcf->cache_valid == NGX_CONF_UNSET_PTR) {
+        rlcf->cache_valid = ngx_array_create(cf->pool, 2,
+                                             sizeof(ngx_rpc_cache_valid_t));
+        if (rlcf->cache_valid == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    cv = ngx_array_push(rlcf->cache_valid);
+    if (cv == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cv->valid = ngx_parse_time(&value[n], 0);
+
+    if (cv->valid == (ngx_msec_t) NGX_ERROR || cv->valid == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid time value \"%V\"", &value[n]);
+        return NGX_CONF_ERROR;
+    }
+
+    cv->patterns = ngx_array_create(cf->pool, n - 1, sizeof(ngx_str_t));
+    if (cv->patterns == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < n; i++) {
+        pat = ngx_array_push(cv->patterns);
+        if (pat == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *pat = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
