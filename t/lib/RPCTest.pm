@@ -20,9 +20,9 @@ package RPCTest;
 # A block without --- http_config, --- config, --- main_config or --- workers
 # takes the previous block's.
 #
-# $SERVER_PORT, $UPSTREAM_PORT, $UPSTREAM2_PORT, $DEAD_PORT and $SERVROOT in
-# configs are replaced; naming an upstream port starts t/lib/upstream.pl on
-# it.  nginx runs in the foreground under a temporary prefix, and any
+# $SERVER_PORT, $UPSTREAM_PORT, $UPSTREAM2_PORT, $REDIS_PORT, $DEAD_PORT and
+# $SERVROOT in configs are replaced; naming an upstream port starts
+# t/lib/upstream.pl on it, naming $REDIS_PORT a redis-server.  nginx runs in the foreground under a temporary prefix, and any
 # [alert], [crit] or [emerg] in error.log fails the test.
 #
 # TEST_NGINX_USE_VALGRIND=1 runs nginx under valgrind (one process) and fails
@@ -48,7 +48,8 @@ use Exporter ();
 our @ISA = ('Exporter');
 
 our @EXPORT = qw(run_blocks start_nginx stop_nginx reload_nginx http_post
-                 http_request port servroot upstream_conns error_log_text
+                 http_request port servroot upstream_conns upstream_calls
+                 redis_start redis_stop redis_cli error_log_text
                  access_log_text json_is nginx_pid nginx_test_config
                  $Valgrind);
 
@@ -121,6 +122,54 @@ sub upstream {
     return $Upstreams{$name} = { pid => $pid, port => $p, state => $state };
 }
 
+# calls of a method the upstream served so far
+sub upstream_calls {
+    my ($method, $name) = @_;
+    my $u = upstream($name // 'UPSTREAM');
+    open my $f, '<', "$u->{state}.calls" or return 0;
+    return scalar grep { $_ eq "$method\n" } <$f>;
+}
+
+# a real redis-server on a free port, started by $REDIS_PORT in a config
+my $Redis;
+
+sub redis_start {
+    my (@args) = @_;
+    return $Redis->{port} if $Redis && !@args && kill 0, $Redis->{pid};
+    my $p = port('REDIS_PORT');
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', "$Servroot/redis.log";
+        open STDERR, '>>', "$Servroot/redis.log";
+        exec 'redis-server', '--port', $p, '--bind', '127.0.0.1',
+             '--save', '', '--appendonly', 'no', '--dir', $Servroot, @args;
+        die "exec: $!";
+    }
+    wait_port($p, $pid) or die "redis-server did not start";
+    $Redis = { pid => $pid, port => $p };
+    return $p;
+}
+
+sub redis_stop {
+    my ($sig) = @_;
+    return unless $Redis;
+    kill $sig // 'TERM', $Redis->{pid};
+    waitpid($Redis->{pid}, 0);
+    $Redis = undef;
+}
+
+# redis-cli on our server; returns its output, without the last newline
+sub redis_cli {
+    my (@args) = @_;
+    my $p = port('REDIS_PORT');
+    open my $f, '-|', 'redis-cli', '-p', $p, @args or die "redis-cli: $!";
+    local $/;
+    my $out = <$f> // '';
+    close $f;
+    $out =~ s/\n\z//;
+    return $out;
+}
+
 sub upstream_conns {
     my ($name) = @_;
     my $u = upstream($name // 'UPSTREAM');
@@ -134,6 +183,7 @@ sub expand {
     return '' unless defined $text;
     $text =~ s/\$SERVROOT\b/$Servroot/g;
     $text =~ s{\$(UPSTREAM\d*)_PORT\b}{upstream($1); port("$1_PORT")}ge;
+    $text =~ s{\$REDIS_PORT\b}{redis_start()}ge;
     $text =~ s/\$(\w+_PORT)\b/port($1)/ge;
     return $text;
 }
@@ -145,6 +195,9 @@ sub write_config {
     my $user = $> == 0 ? 'user root;' : '';
     my $level = $o{log_level} // 'info';
     my $sp = port('SERVER_PORT');
+
+    # so that connections from one client spread over the workers
+    my $reuseport = $workers > 1 ? ' reuseport' : '';
     my $http = expand($o{http_config});
     my $server = expand($o{config});
     my $main = expand($o{main_config});
@@ -160,7 +213,7 @@ error_log $Servroot/logs/error.log $level;
 $main
 events { worker_connections 1024; }
 http {
-    log_format rpc '\$status \$rpc_calls m=\$rpc_method id=\$rpc_id e=\$rpc_error_code u=\$upstream_addr s=\$upstream_status';
+    log_format rpc '\$status \$rpc_calls m=\$rpc_method id=\$rpc_id e=\$rpc_error_code u=\$upstream_addr s=\$upstream_status c=\$rpc_cache_status p=\$pid';
     access_log $Servroot/logs/access.log rpc;
     client_body_temp_path $Servroot/client_body_temp;
     proxy_temp_path $Servroot/proxy_temp;
@@ -169,7 +222,7 @@ http {
     scgi_temp_path $Servroot/scgi_temp;
 $http
     server {
-        listen 127.0.0.1:$sp;
+        listen 127.0.0.1:$sp$reuseport;
         server_name localhost;
 $server
     }
@@ -461,6 +514,7 @@ sub run_block {
 END {
     local $?;
     stop_nginx() if $NginxPid;
+    redis_stop();
     for my $u (values %Upstreams) {
         kill 'TERM', -$u->{pid};
         kill 'TERM', $u->{pid};

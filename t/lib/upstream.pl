@@ -6,7 +6,8 @@
 #
 #   upstream.pl --port N [--name NAME] [--state FILE]
 #
-# --state: file that holds the number of connections accepted so far.
+# --state: file that holds the number of connections accepted so far;
+# FILE.calls gets the method of every call served, one a line.
 
 use strict;
 use warnings;
@@ -54,6 +55,18 @@ sub write_state {
     print $f "$accepted\n";
     close $f;
     rename "$state.tmp", $state;
+}
+
+# appends the method to FILE.calls, returns how many calls came before
+sub log_call {
+    my ($m) = @_;
+    return 0 unless $state && open my $f, '+>>', "$state.calls";
+    flock($f, 2);
+    seek($f, 0, 0);
+    my $n = () = <$f>;
+    print $f "$m\n";
+    close $f;
+    return $n;
 }
 
 sub read_state {
@@ -154,6 +167,7 @@ sub call {
         unless ref $req eq 'HASH' && defined $req->{method};
     my ($m, $p, $id) = ($req->{method}, $req->{params}, $req->{id});
     my @a = ref $p eq 'ARRAY' ? @$p : ();
+    my $seq = log_call($m);
     if ($m eq 'subtract') {
         return result($id, ref $p eq 'HASH'
             ? $p->{minuend} - $p->{subtrahend} : $a[0] - $a[1]);
@@ -164,6 +178,7 @@ sub call {
     return result($id, $p) if $m eq 'test_echo';
     return result($id, $name) if $m eq 'test_whoami';
     return result($id, read_state()) if $m eq 'test_conns';
+    return result($id, "$name:$seq") if $m eq 'test_seq';
     return result($id, 'x' x $a[0]) if $m eq 'test_big';
     if ($m eq 'test_sleep') { usleep(($a[0] // 100) * 1000); return result($id, 'slept') }
     return error($id, -32000, 'upstream says no') if $m eq 'test_error';
