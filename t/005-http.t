@@ -61,11 +61,11 @@ http_post('{bad');
 sleep 0.1;
 my $log = access_log_text($from);
 my $up = port('UPSTREAM_PORT');
-like($log, qr/^200 1 m=sum id=\\x22x1\\x22 e= u=127.0.0.1:$up s=200$/m,
+like($log, qr/^200 1 m=sum id=\\x22x1\\x22 e= u=127.0.0.1:$up s=200 c=- p=\d+$/m,
      "single call variables (nginx escapes the quotes)");
-like($log, qr/^200 4 m=sum,test_error,sum,- id=1,2,-,- e=-32000,-32600 u=127.0.0.1:$up s=200$/m,
+like($log, qr/^200 4 m=sum,test_error,sum,- id=1,2,-,- e=-32000,-32600 u=127.0.0.1:$up s=200 c=-,-,-,- p=\d+$/m,
      "batch variables");
-like($log, qr/^200 0 m= id= e=-32700 u=- s=-$/m, "parse error variables");
+like($log, qr/^200 0 m= id= e=-32700 u=- s=- c= p=\d+$/m, "parse error variables");
 
 # --- keepalive: many requests, few upstream connections
 

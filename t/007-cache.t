@@ -38,18 +38,26 @@ EOF
 
 my $log_lines = 0;
 
-# the $rpc_cache_status of the requests logged since the last call
+# the $rpc_cache_status of the next $want requests logged
 sub statuses {
+    my ($want) = @_;
     my $end = time + 5;
     my @lines;
     while (time < $end) {
         @lines = split /\n/, access_log_text();
-        last if @lines > $log_lines;
+        last if @lines >= $log_lines + ($want // 1);
         sleep 0.02;
     }
     my @new = @lines[$log_lines .. $#lines];
     $log_lines = @lines;
     return join ' ', map { /c=(\S+)/ ? $1 : '?' } @new;
+}
+
+# skips what was logged so far
+sub flush {
+    sleep 0.1;
+    my @lines = split /\n/, access_log_text();
+    $log_lines = @lines;
 }
 
 sub rpc {
@@ -84,7 +92,7 @@ for my $id ('1e3', '-0', '1.50', '18446744073709551617', '"a\\u0000b"',
        qq({"jsonrpc":"2.0","id":$id,"result":"UPSTREAM:$seq"}),
        "hit answers id $id byte for byte");
 }
-statuses();
+flush();
 
 # --- the key: whitespace outside strings does not count, the rest does
 is(rpc(qq({"jsonrpc":"2.0","method":"test_seq","params":\n [ 1 ]\t,"id":3})),
@@ -105,24 +113,24 @@ $s2 = seq_of(rpc('{"jsonrpc":"2.0","method":"test_seq","params":[],"id":9}'));
 isnt($s1, $s2, 'absent params and [] are different keys');
 is(seq_of(rpc('{"jsonrpc":"2.0","method":"test_seq","id":10}')), $s1,
    'absent params is a key of its own');
-statuses();
+flush();
 
 $s1 = seq_of(rpc('{"jsonrpc":"2.0","method":"test_seq","params":[1],"id":1}',
                  path => '/small'));
 isnt($s1, $seq, 'another zone has entries of its own');
-statuses();
+flush();
 
 # --- methods without rpc_cache_valid, locations without rpc_cache
 my $n = upstream_calls('sum');
 rpc('{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}') for 1 .. 2;
 is(upstream_calls('sum') - $n, 2, 'a method rpc_cache_valid does not name '
    . 'is not cached');
-is(statuses(), '- -', 'and its $rpc_cache_status is "-"');
+is(statuses(2), '- -', 'and its $rpc_cache_status is "-"');
 
 $s1 = seq_of(rpc('{"jsonrpc":"2.0","method":"test_seq","params":[1],"id":1}',
                  path => '/nocache'));
 isnt($s1, $seq, 'no rpc_cache, no cache');
-statuses();
+flush();
 
 # --- errors and null results are never stored
 $n = upstream_calls('test_error');
@@ -137,7 +145,7 @@ is(rpc('{"jsonrpc":"2.0","method":"update","id":1}'),
    '{"jsonrpc":"2.0","id":1,"result":null}', 'null result answered');
 rpc('{"jsonrpc":"2.0","method":"update","id":1}');
 is(upstream_calls('update') - $n, 2, 'null results are not stored');
-is(statuses(), 'MISS MISS MISS MISS', 'each of them a MISS');
+is(statuses(4), 'MISS MISS MISS MISS', 'each of them a MISS');
 
 # --- notifications are never answered from the cache
 $n = upstream_calls('test_seq');
@@ -150,7 +158,7 @@ is(statuses(), '-', 'notifications do not touch the cache');
 rpc(join '', '[', join(',', map {
     qq({"jsonrpc":"2.0","method":"test_echo","params":["b$_"],"id":$_})
 } 1 .. 7), ']');
-statuses();
+flush();
 $n = upstream_calls('test_echo');
 my @order = (8, 1, 2, 9, 3, 4, 5, 10, 6, 7);
 my $batch = '[' . join(',', map {
@@ -176,7 +184,7 @@ is(rpc('[{"jsonrpc":"2.0","method":"test_echo","params":["b1"],"id":1},'
    . '{"jsonrpc":"2.0","id":2,"result":["b1"]},'
    . '{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},'
    . '"id":3}]', 'hits beside an invalid call');
-statuses();
+flush();
 
 # --- expiry: an expired entry is never served
 $s1 = seq_of(rpc('{"jsonrpc":"2.0","method":"test_seq","params":["short"],"id":1}'));
@@ -189,7 +197,7 @@ is(upstream_calls('test_whoami') - $n, 0, 'short entry hit while valid');
 sleep 0.4;
 rpc('{"jsonrpc":"2.0","method":"test_whoami","id":1}');
 is(upstream_calls('test_whoami') - $n, 1, 'expired entry goes upstream');
-is((split ' ', statuses())[-1], 'EXPIRED', 'and is reported EXPIRED');
+is((split ' ', statuses(5))[-1], 'EXPIRED', 'and is reported EXPIRED');
 
 # --- bypass: skips the lookup, still stores
 $s1 = seq_of(rpc('{"jsonrpc":"2.0","method":"test_seq","params":[1],"id":1}',
@@ -214,7 +222,7 @@ for my $i (1 .. 40) {
     rpc(qq({"jsonrpc":"2.0","method":"test_seq","params":["e$i"],"id":$i}),
         path => '/small');
 }
-statuses();
+flush();
 $n = upstream_calls('test_seq');
 my $last = rpc('{"jsonrpc":"2.0","method":"test_seq","params":["e40"],"id":1}',
                path => '/small');
@@ -223,7 +231,7 @@ rpc('{"jsonrpc":"2.0","method":"test_seq","params":["e1"],"id":1}',
     path => '/small');
 is(upstream_calls('test_seq') - $n, 1, 'the oldest entry was evicted');
 unlike(error_log_text(), qr/\[(crit|alert)\]/, 'a full zone evicts quietly');
-statuses();
+flush();
 
 # --- entries survive nginx -s reload
 SKIP: {
@@ -313,7 +321,7 @@ my @got = parallel([ map {
 is_deeply(\@got, [ map { qq({"jsonrpc":"2.0","id":$_,"result":"slept"}) }
                    1 .. 5 ], 'five identical calls in flight, five answers');
 is(upstream_calls('test_sleep') - $n, 1, 'one upstream call for all five');
-is(join(' ', sort split ' ', statuses()), 'COLLAPSED COLLAPSED COLLAPSED '
+is(join(' ', sort split ' ', statuses(5)), 'COLLAPSED COLLAPSED COLLAPSED '
    . 'COLLAPSED MISS', 'the others are reported COLLAPSED');
 
 # the first client hangs up: a waiting call takes the lead and goes itself
@@ -325,7 +333,7 @@ is_deeply([ @got[1, 2] ], [ map { qq({"jsonrpc":"2.0","id":$_,"result":"slept"})
                             2, 3 ], 'waiting calls answered after the '
           . 'leader hung up');
 is(upstream_calls('test_sleep') - $n, 2, 'the next waiter went upstream once');
-statuses();
+flush();
 
 # a batch waiting on a call in flight, with a hit beside it
 @got = parallel([
@@ -351,7 +359,7 @@ location /short {
     rpc_timeout 200ms;
 }
 EOF
-$log_lines = () = split /\n/, access_log_text();
+flush();
 {
     my $dir = servroot();
     my $pid = fork // die;
@@ -379,7 +387,7 @@ location /rpc {
     rpc_cache_valid test_seq 1h;
 }
 EOF
-$log_lines = () = split /\n/, access_log_text();
+flush();
 $s1 = seq_of(rpc('{"jsonrpc":"2.0","method":"test_seq","params":["w"],"id":1}'));
 my %pids;
 my $same = 1;
