@@ -415,6 +415,12 @@ ngx_rpc_redis_read_handler(ngx_event_t *rev)
     c = rev->data;
     rd = c->data;
 
+    if (rd->connecting) {
+        /* a refused connect is reported as readable first */
+        ngx_rpc_redis_write_handler(c->write);
+        return;
+    }
+
     if (c->close) {
         ngx_rpc_redis_fail(rd);
         return;

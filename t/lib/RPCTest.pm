@@ -142,7 +142,8 @@ sub redis_start {
         open STDOUT, '>>', "$Servroot/redis.log";
         open STDERR, '>>', "$Servroot/redis.log";
         exec 'redis-server', '--port', $p, '--bind', '127.0.0.1',
-             '--save', '', '--appendonly', 'no', '--dir', $Servroot, @args;
+             '--save', '', '--appendonly', 'no', '--dir', $Servroot,
+             '--enable-debug-command', 'local', @args;
         die "exec: $!";
     }
     wait_port($p, $pid) or die "redis-server did not start";
