@@ -231,4 +231,4 @@ unlike(error_log_text(), qr/refused AUTH/, 'AUTH accepted');
 
 system("/usr/sbin/nginx -p $dir2/ -c $dir2/nginx.conf $user -s stop");
 
-done_testing();
+
