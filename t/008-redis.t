@@ -128,8 +128,13 @@ http {
 EOF
 close $f;
 my $user = $> == 0 ? "-g 'user root;'" : '';
-system("/usr/sbin/nginx -p $dir2/ -c $dir2/nginx.conf $user") == 0
-    or BAIL_OUT('second nginx');
+sub second_nginx {
+    my ($args) = @_;
+    local %ENV = %ENV;
+    RPCTest::asan_env();
+    return system("/usr/sbin/nginx -p $dir2/ -c $dir2/nginx.conf $user $args");
+}
+second_nginx('') == 0 or BAIL_OUT('second nginx');
 $end = time + 5;
 sleep 0.05 while !IO::Socket::INET->new("127.0.0.1:$port2") && time < $end;
 
@@ -229,6 +234,8 @@ is(redis_cli(@auth, 'GET', key(80, 'gw:')), qq("$v"),
    'stored in db 3 with the prefix, after AUTH');
 unlike(error_log_text(), qr/refused AUTH/, 'AUTH accepted');
 
-system("/usr/sbin/nginx -p $dir2/ -c $dir2/nginx.conf $user -s stop");
+second_nginx('-s stop');
+unlike(RPCTest::slurp("$dir2/logs/error.log"), qr/\[(alert|crit|emerg)\]/,
+       'second nginx: no alert/crit/emerg');
 
 
