@@ -32,6 +32,7 @@
 #define NGX_RPC_BATCH_TOO_LARGE         -32007
 #define NGX_RPC_BODY_TOO_LARGE          -32008
 #define NGX_RPC_UPSTREAM_TOO_LARGE      -32009
+#define NGX_RPC_OVERLOADED              -32010
 
 
 /* JSON value types */
@@ -170,6 +171,8 @@ typedef struct {
     ngx_msec_t                   timeout;
     off_t                        max_body_size;
     off_t                        max_reply_size;
+    ngx_uint_t                   upstream_batch;
+    ngx_uint_t                   max_pending;
     ngx_shm_zone_t              *cache;
     ngx_array_t                 *cache_valid;
     ngx_array_t                 *cache_bypass;
@@ -186,6 +189,7 @@ typedef struct {
     ngx_http_request_t          *sr;
     ngx_chain_t                 *body;
     ngx_chain_t                **tail;
+    ngx_uint_t                   size;
     ngx_uint_t                   ncalls;
     ngx_uint_t                   nsent;
     ngx_rpc_parser_t             reply;
@@ -194,6 +198,7 @@ typedef struct {
     off_t                        content_length;
     ngx_int_t                    rc;
     ngx_int_t                    error;
+    unsigned                     batch:1;
     unsigned                     chunked_body:1;
     unsigned                     conn_close:1;
     unsigned                     invalid_header:1;
@@ -239,6 +244,7 @@ struct ngx_rpc_ctx_s {
     ngx_array_t                  exchanges;
     ngx_uint_t                   pending;
     ngx_uint_t                   lookups;
+    ngx_uint_t                   held;
     ngx_event_t                  timer;
     ngx_event_t                  wake;
     ngx_int_t                    error;

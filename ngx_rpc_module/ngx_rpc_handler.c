@@ -11,6 +11,10 @@
 #define NGX_RPC_FILE_CHUNK  16384
 
 
+/* calls of this worker not answered yet, for rpc_max_pending */
+static ngx_uint_t  ngx_rpc_held_calls;
+
+
 static void ngx_rpc_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_rpc_feed_file(ngx_rpc_ctx_t *ctx, ngx_buf_t *b);
 static ngx_int_t ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx);
@@ -19,6 +23,7 @@ static ngx_rpc_exchange_t *ngx_rpc_exchange(ngx_rpc_ctx_t *ctx,
     ngx_http_upstream_conf_t *conf, ngx_uint_t first);
 static ngx_int_t ngx_rpc_add_call(ngx_rpc_ctx_t *ctx, ngx_uint_t n);
 static void ngx_rpc_finish(ngx_rpc_ctx_t *ctx);
+static void ngx_rpc_release(ngx_rpc_ctx_t *ctx);
 static void ngx_rpc_wake_handler(ngx_event_t *ev);
 static void ngx_rpc_timeout_handler(ngx_event_t *ev);
 static void ngx_rpc_cleanup(void *data);
@@ -241,7 +246,7 @@ static ngx_int_t
 ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
 {
     ngx_int_t             code, rc;
-    ngx_uint_t            i;
+    ngx_uint_t            i, refused;
     ngx_rpc_msg_t        *msg;
     ngx_rpc_call_t       *call;
     ngx_rpc_parser_t     *p;
@@ -293,6 +298,7 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
     }
 
     msg = p->msgs.elts;
+    refused = 0;
 
     for (i = 0; i < p->msgs.nelts; i++) {
         call = ngx_array_push(&ctx->calls);
@@ -319,6 +325,15 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
             continue;
         }
 
+        if (rlcf->max_pending && ngx_rpc_held_calls >= rlcf->max_pending) {
+            call->error = NGX_RPC_OVERLOADED;
+            refused++;
+            continue;
+        }
+
+        ngx_rpc_held_calls++;
+        ctx->held++;
+
         call->upstream = ngx_rpc_policy_route(rlcf, &msg[i].method);
 
         rc = ngx_rpc_cache_lookup(call);
@@ -328,6 +343,12 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
         }
 
         call->send = (rc == NGX_DECLINED);
+    }
+
+    if (refused) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "rpc: %ui calls refused, rpc_max_pending %ui reached",
+                      refused, rlcf->max_pending);
     }
 
     /* with Redis lookups out, calls go upstream once all are back */
@@ -387,7 +408,7 @@ ngx_rpc_send(ngx_rpc_ctx_t *ctx)
 
     for (i = first; i < ctx->exchanges.nelts; i++) {
         if (ngx_rpc_response_buf(ctx->request->pool, &ex[i]->tail,
-                                 (u_char *) "}]", ctx->batch ? 2 : 1)
+                                 (u_char *) "}]", ex[i]->batch ? 2 : 1)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -404,19 +425,27 @@ ngx_rpc_send(ngx_rpc_ctx_t *ctx)
 }
 
 
-/* the exchange to an upstream among those started from first on */
+/*
+ * the exchange to an upstream among those started from first on, with
+ * room left under rpc_upstream_batch
+ */
 
 static ngx_rpc_exchange_t *
 ngx_rpc_exchange(ngx_rpc_ctx_t *ctx, ngx_http_upstream_conf_t *conf,
     ngx_uint_t first)
 {
-    ngx_uint_t            i;
+    ngx_uint_t            i, max;
     ngx_rpc_exchange_t  **ex;
+    ngx_rpc_loc_conf_t   *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(ctx->request, ngx_rpc_module);
+    max = rlcf->upstream_batch;
 
     ex = ctx->exchanges.elts;
 
     for (i = first; i < ctx->exchanges.nelts; i++) {
-        if (ex[i]->conf == conf) {
+        if (ex[i]->conf == conf && (max == 0 || ex[i]->size < max)) {
+            ex[i]->size++;
             return ex[i];
         }
     }
@@ -433,6 +462,8 @@ ngx_rpc_exchange(ngx_rpc_ctx_t *ctx, ngx_http_upstream_conf_t *conf,
 
     (*ex)->ctx = ctx;
     (*ex)->conf = conf;
+    (*ex)->size = 1;
+    (*ex)->batch = ctx->batch;
 
     return *ex;
 }
@@ -476,7 +507,7 @@ ngx_rpc_add_call(ngx_rpc_ctx_t *ctx, ngx_uint_t n)
     if (ex->nsent) {
         last = ngx_cpymem(last, "},", 2);
 
-    } else if (ctx->batch) {
+    } else if (ex->batch) {
         *last++ = '[';
     }
 
@@ -578,7 +609,16 @@ ngx_rpc_finish(ngx_rpc_ctx_t *ctx)
     ctx->responded = 1;
     r->read_event_handler = ngx_http_block_reading;
 
+    ngx_rpc_release(ctx);
     ngx_http_finalize_request(r, ngx_rpc_response_send(ctx));
+}
+
+
+static void
+ngx_rpc_release(ngx_rpc_ctx_t *ctx)
+{
+    ngx_rpc_held_calls -= ctx->held;
+    ctx->held = 0;
 }
 
 
@@ -643,4 +683,5 @@ ngx_rpc_cleanup(void *data)
     }
 
     ngx_rpc_cache_cancel(ctx, 0);
+    ngx_rpc_release(ctx);
 }

@@ -17,6 +17,8 @@ static char *ngx_rpc_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_rpc_route(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_rpc_methods(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_rpc_upstream_batch(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_http_upstream_srv_conf_t *ngx_rpc_upstream_add(ngx_conf_t *cf,
     ngx_str_t *url, ngx_str_t *uri);
 
@@ -146,6 +148,20 @@ static ngx_command_t  ngx_rpc_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_rpc_loc_conf_t, upstream.next_upstream_timeout),
+      NULL },
+
+    { ngx_string("rpc_upstream_batch"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_rpc_upstream_batch,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_max_pending"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, max_pending),
       NULL },
 
     { ngx_string("rpc_cache_zone"),
@@ -293,6 +309,8 @@ ngx_rpc_create_loc_conf(ngx_conf_t *cf)
     conf->max_depth = NGX_CONF_UNSET_UINT;
     conf->timeout = NGX_CONF_UNSET_MSEC;
     conf->max_reply_size = NGX_CONF_UNSET;
+    conf->upstream_batch = NGX_CONF_UNSET_UINT;
+    conf->max_pending = NGX_CONF_UNSET_UINT;
     conf->cache = NGX_CONF_UNSET_PTR;
     conf->cache_valid = NGX_CONF_UNSET_PTR;
     conf->cache_bypass = NGX_CONF_UNSET_PTR;
@@ -358,6 +376,9 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 60000);
     ngx_conf_merge_off_value(conf->max_reply_size, prev->max_reply_size,
                              64 * 1024 * 1024);
+
+    ngx_conf_merge_uint_value(conf->upstream_batch, prev->upstream_batch, 0);
+    ngx_conf_merge_uint_value(conf->max_pending, prev->max_pending, 0);
 
     ngx_conf_merge_ptr_value(conf->allow, prev->allow, NULL);
     ngx_conf_merge_ptr_value(conf->deny, prev->deny, NULL);
@@ -560,6 +581,48 @@ ngx_rpc_methods(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         *pat = value[i];
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* rpc_upstream_batch SIZE | off */
+
+static char *
+ngx_rpc_upstream_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_rpc_loc_conf_t  *rlcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (rlcf->upstream_batch != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 3) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" is not supported yet: calls of different "
+                           "clients are not coalesced", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        rlcf->upstream_batch = 0;
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n <= 0 || n > 65535) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid batch size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    rlcf->upstream_batch = n;
 
     return NGX_CONF_OK;
 }

@@ -42,6 +42,7 @@ static ngx_rpc_error_t  ngx_rpc_errors[] = {
     { NGX_RPC_BATCH_TOO_LARGE, "Batch too large" },
     { NGX_RPC_BODY_TOO_LARGE, "Request body too large" },
     { NGX_RPC_UPSTREAM_TOO_LARGE, "Upstream reply too large" },
+    { NGX_RPC_OVERLOADED, "Gateway overloaded" },
     { 0, "Server error" }
 };
 

@@ -641,7 +641,7 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
         return;
     }
 
-    batch = ex->ctx->batch;
+    batch = ex->batch;
 
     if (p->top != (batch ? NGX_RPC_ARRAY : NGX_RPC_OBJECT)) {
         ngx_log_error(NGX_LOG_ERR, log, 0,

@@ -1,9 +1,10 @@
 
 /*
  * Variables for log_format: $rpc_method, $rpc_id, $rpc_calls,
- * $rpc_error_code, $rpc_cache_status.  For a batch, values are listed in
- * request order, separated by commas; "-" stands for a missing method or
- * id, or for a call the cache did not see.
+ * $rpc_error_code, $rpc_cache_status, $rpc_upstream_batch.  For a batch,
+ * values are listed in request order, separated by commas; "-" stands for
+ * a missing method or id, a call the cache did not see, or one that did not
+ * go upstream.
  */
 
 
@@ -15,6 +16,11 @@
 #define NGX_RPC_VAR_CALLS       2
 #define NGX_RPC_VAR_ERROR_CODE  3
 #define NGX_RPC_VAR_CACHE       4
+#define NGX_RPC_VAR_BATCH       5
+
+/* lists of what is not a member of the request */
+#define NGX_RPC_LIST_CACHE      NGX_RPC_M_N
+#define NGX_RPC_LIST_BATCH      (NGX_RPC_M_N + 1)
 
 
 static ngx_int_t ngx_rpc_variable(ngx_http_request_t *r,
@@ -39,6 +45,9 @@ static ngx_http_variable_t  ngx_rpc_vars[] = {
 
     { ngx_string("rpc_cache_status"), NULL, ngx_rpc_variable,
       NGX_RPC_VAR_CACHE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("rpc_upstream_batch"), NULL, ngx_rpc_variable,
+      NGX_RPC_VAR_BATCH, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -114,7 +123,10 @@ ngx_rpc_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         return ngx_rpc_variable_list(ctx, v, NGX_RPC_M_METHOD);
 
     case NGX_RPC_VAR_CACHE:
-        return ngx_rpc_variable_list(ctx, v, NGX_RPC_M_N);
+        return ngx_rpc_variable_list(ctx, v, NGX_RPC_LIST_CACHE);
+
+    case NGX_RPC_VAR_BATCH:
+        return ngx_rpc_variable_list(ctx, v, NGX_RPC_LIST_BATCH);
 
     default: /* NGX_RPC_VAR_ID */
         return ngx_rpc_variable_list(ctx, v, NGX_RPC_M_ID);
@@ -145,8 +157,20 @@ ngx_rpc_variable_list(ngx_rpc_ctx_t *ctx, ngx_http_variable_value_t *v,
     for (i = 0; i < n; i++) {
         ngx_str_set(&s[i], "-");
 
-        if (member == NGX_RPC_M_N) {
+        if (member == NGX_RPC_LIST_CACHE) {
             s[i] = ngx_rpc_cache_statuses[call[i].cache_status];
+
+        } else if (member == NGX_RPC_LIST_BATCH) {
+            if (call[i].exchange) {
+                s[i].data = ngx_pnalloc(ctx->request->pool, NGX_INT_T_LEN);
+                if (s[i].data == NULL) {
+                    return NGX_ERROR;
+                }
+
+                s[i].len = ngx_sprintf(s[i].data, "%ui",
+                                       call[i].exchange->nsent)
+                           - s[i].data;
+            }
 
         } else if (member == NGX_RPC_M_METHOD) {
             if (call[i].msg->member[member].type == NGX_RPC_STRING) {

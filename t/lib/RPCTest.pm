@@ -49,6 +49,7 @@ our @ISA = ('Exporter');
 
 our @EXPORT = qw(run_blocks start_nginx stop_nginx reload_nginx http_post
                  http_request port servroot upstream_conns upstream_calls
+                 upstream_requests
                  redis_start redis_stop redis_cli error_log_text
                  access_log_text json_is nginx_pid nginx_test_config
                  $Valgrind);
@@ -128,6 +129,12 @@ sub upstream_calls {
     my $u = upstream($name // 'UPSTREAM');
     open my $f, '<', "$u->{state}.calls" or return 0;
     return scalar grep { $_ eq "$method\n" } <$f>;
+}
+
+# HTTP requests the upstream served so far
+sub upstream_requests {
+    my ($name) = @_;
+    return upstream_calls('#request', $name);
 }
 
 # a real redis-server on a free port, started by $REDIS_PORT in a config

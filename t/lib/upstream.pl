@@ -7,7 +7,8 @@
 #   upstream.pl --port N [--name NAME] [--state FILE]
 #
 # --state: file that holds the number of connections accepted so far;
-# FILE.calls gets the method of every call served, one a line.
+# FILE.calls gets the method of every call served, one a line, and a line
+# "#request" for every HTTP request.
 
 use strict;
 use warnings;
@@ -196,6 +197,7 @@ sub call {
 
 sub handle {
     my ($c, $req) = @_;
+    log_call('#request');
     my $in = eval { $json->decode($req->{body}) };
     if ($@ || !defined $in && $req->{body} !~ /null/) {
         return reply($c, 200, $json->encode(error(undef, -32700, 'Parse error')));

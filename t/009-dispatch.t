@@ -1,0 +1,187 @@
+# How calls are sent upstream: client batches split into upstream batches
+# of at most rpc_upstream_batch sent in parallel, $rpc_upstream_batch,
+# rpc_max_pending, and upstreams that refuse batches.
+use strict;
+use warnings;
+use Test::More;
+use Time::HiRes qw(sleep time);
+use POSIX ();
+use lib 't/lib';
+use RPCTest;
+
+my $http = <<'EOF';
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 8; }
+upstream other { server 127.0.0.1:$UPSTREAM2_PORT; keepalive 8; }
+log_format batch '$rpc_upstream_batch';
+EOF
+
+my $config = <<'EOF';
+location /rpc {
+    rpc_pass backend;
+    rpc_upstream_batch 3;
+    rpc_route test_whoami other;
+    access_log $SERVROOT/logs/batch.log batch;
+}
+location /off {
+    rpc_pass backend;
+    access_log $SERVROOT/logs/batch.log batch;
+}
+location /one {
+    rpc_pass backend;
+    rpc_upstream_batch 1;
+}
+EOF
+
+sub rpc {
+    my ($body, %o) = @_;
+    return http_post($body, %o)->{body};
+}
+
+sub batch_of {
+    my (@calls) = @_;
+    return '[' . join(',', @calls) . ']';
+}
+
+sub sum_call {
+    my ($id) = @_;
+    return qq({"jsonrpc":"2.0","method":"sum","params":[$id,1],"id":$id});
+}
+
+sub sum_answer {
+    my ($id) = @_;
+    return qq({"jsonrpc":"2.0","id":$id,"result":@{[$id + 1]}});
+}
+
+sub last_batch_log {
+    sleep 0.05;
+    my @l = split /\n/, RPCTest::slurp(servroot() . '/logs/batch.log');
+    return $l[-1];
+}
+
+start_nginx(http_config => $http, config => $config) or BAIL_OUT('nginx');
+
+# --- a batch of 7 goes up as 3 + 3 + 1, answered in request order
+my $n = upstream_requests();
+is(rpc(batch_of(map { sum_call($_) } 1 .. 7)),
+   batch_of(map { sum_answer($_) } 1 .. 7), 'batch of 7 answered in order');
+is(upstream_requests() - $n, 3, 'in 3 upstream requests');
+is(last_batch_log(), '3,3,3,3,3,3,1', '$rpc_upstream_batch per call');
+
+# a batch of exactly the size, and a single call
+$n = upstream_requests();
+is(rpc(batch_of(map { sum_call($_) } 1 .. 3)),
+   batch_of(map { sum_answer($_) } 1 .. 3), 'batch of 3 answered');
+is(upstream_requests() - $n, 1, 'in 1 upstream request');
+is(rpc(sum_call(5)), sum_answer(5), 'single call answered');
+is(last_batch_log(), '1', 'single call: $rpc_upstream_batch 1');
+
+# notifications count toward the size; invalid calls do not go up
+$n = upstream_requests();
+is(rpc('[' . join(',', sum_call(1), '{"jsonrpc":"2.0","method":"sum","params":[1]}',
+                  '{"jsonrpc":"2.0","method":"sum","params":[2]}', '{"x":1}',
+                  sum_call(2)) . ']'),
+   '[' . sum_answer(1) . ',{"jsonrpc":"2.0","error":{"code":-32600,'
+   . '"message":"Invalid Request"},"id":null},' . sum_answer(2) . ']',
+   'notifications and an invalid call among split calls');
+is(upstream_requests() - $n, 2, 'four calls sent as 3 + 1');
+is(last_batch_log(), '3,3,3,-,1', 'the invalid call did not go upstream');
+
+# routes split on their own
+my $n2 = upstream_requests('UPSTREAM2');
+$n = upstream_requests();
+is(rpc(batch_of(sum_call(1), '{"jsonrpc":"2.0","method":"test_whoami","id":"a"}',
+                sum_call(2), '{"jsonrpc":"2.0","method":"test_whoami","id":"b"}',
+                sum_call(3), sum_call(4))),
+   batch_of(sum_answer(1), '{"jsonrpc":"2.0","id":"a","result":"UPSTREAM2"}',
+            sum_answer(2), '{"jsonrpc":"2.0","id":"b","result":"UPSTREAM2"}',
+            sum_answer(3), sum_answer(4)),
+   'routed calls and split calls, in request order');
+is(upstream_requests() - $n, 2, 'four calls to the default upstream: 3 + 1');
+is(upstream_requests('UPSTREAM2') - $n2, 1, 'two calls to the route: 1');
+
+# off: the message goes as it is
+$n = upstream_requests();
+is(rpc(batch_of(map { sum_call($_) } 1 .. 7), path => '/off'),
+   batch_of(map { sum_answer($_) } 1 .. 7), 'off: answered');
+is(upstream_requests() - $n, 1, 'off: one upstream request');
+is(last_batch_log(), '7,7,7,7,7,7,7', 'off: $rpc_upstream_batch 7');
+
+# --- the parts go out in parallel, not one after another
+my $t0 = time;
+is(rpc(batch_of(map {
+       qq({"jsonrpc":"2.0","method":"test_sleep","params":[500],"id":$_})
+   } 1 .. 4), path => '/one'),
+   batch_of(map { qq({"jsonrpc":"2.0","id":$_,"result":"slept"}) } 1 .. 4),
+   'four sleeping calls in four upstream requests');
+my $took = time - $t0;
+ok($took < 1.5, sprintf('in parallel: %.2fs, not 2s', $took));
+
+# a failure of one part fails only its calls
+is(rpc(batch_of(sum_call(1), '{"jsonrpc":"2.0","method":"test_http500","id":2}',
+                sum_call(3)), path => '/one'),
+   batch_of(sum_answer(1), '{"jsonrpc":"2.0","error":{"code":-32003,'
+            . '"message":"Upstream replied with HTTP error status"},"id":2}',
+            sum_answer(3)), 'a failing part fails its own calls only');
+
+# --- bad configuration
+my $bad = servroot() . '/bad.conf';
+for my $case (['rpc_upstream_batch 0;', 'invalid batch size "0"'],
+              ['rpc_upstream_batch 20 window=1ms;', '"window=1ms" is not supported yet'],
+              ['rpc_upstream_batch 5; rpc_upstream_batch 6;', 'is duplicate'],
+              ['rpc_max_pending x;', 'invalid number'])
+{
+    open my $f, '>', $bad or die;
+    print $f "load_module $RPCTest::Module; events {} http { server { location / {"
+           . " rpc_pass 127.0.0.1:1; $case->[0] } } }\n";
+    close $f;
+    my ($rc, $out) = nginx_test_config($bad);
+    ok($rc != 0 && index($out, $case->[1]) >= 0 && $out =~ /bad\.conf:1/,
+       "nginx -t rejects '$case->[0]'") or diag($out);
+}
+
+# --- rpc_max_pending: calls beyond it are refused at once
+start_nginx(http_config => $http, config => <<'EOF') or BAIL_OUT('nginx');
+location /rpc {
+    rpc_pass backend;
+    rpc_max_pending 2;
+}
+EOF
+
+my $dir = servroot();
+my $pid = fork // die;
+if ($pid == 0) {
+    my $b = rpc(batch_of(map {
+        qq({"jsonrpc":"2.0","method":"test_sleep","params":[800],"id":$_})
+    } 1 .. 2));
+    open my $f, '>', "$dir/held"; print $f $b; close $f;
+    POSIX::_exit(0);
+}
+sleep 0.3;
+$t0 = time;
+is(rpc(sum_call(1)),
+   '{"jsonrpc":"2.0","error":{"code":-32010,"message":"Gateway overloaded"},"id":1}',
+   'a call beyond rpc_max_pending gets -32010');
+ok(time - $t0 < 0.5, 'at once');
+like(error_log_text(), qr/rpc: 1 calls refused, rpc_max_pending 2 reached/,
+     'refusal logged');
+waitpid($pid, 0);
+{
+    open my $f, '<', "$dir/held"; local $/;
+    is(<$f>, batch_of(map { qq({"jsonrpc":"2.0","id":$_,"result":"slept"}) } 1 .. 2),
+       'the calls that were in are answered');
+}
+is(rpc(sum_call(1)), sum_answer(1), 'once they are done, calls go through again');
+is(rpc(batch_of(map { sum_call($_) } 1 .. 3)),
+   batch_of(sum_answer(1), sum_answer(2),
+            '{"jsonrpc":"2.0","error":{"code":-32010,"message":"Gateway overloaded"},"id":3}'),
+   'a batch larger than the room left: the rest is refused');
+
+# clients that hang up give their room back
+for (1 .. 3) {
+    http_post(batch_of(map {
+        qq({"jsonrpc":"2.0","method":"test_sleep","params":[300],"id":$_})
+    } 1 .. 2), no_read => 1);
+}
+sleep 0.6;
+is(rpc(batch_of(sum_call(1), sum_call(2))), batch_of(sum_answer(1), sum_answer(2)),
+   'room given back by clients that went away');
