@@ -172,6 +172,7 @@ typedef struct {
     off_t                        max_body_size;
     off_t                        max_reply_size;
     ngx_uint_t                   upstream_batch;
+    ngx_msec_t                   window;
     ngx_uint_t                   max_pending;
     ngx_shm_zone_t              *cache;
     ngx_array_t                 *cache_valid;
@@ -182,22 +183,33 @@ typedef struct {
 typedef struct ngx_rpc_ctx_s  ngx_rpc_ctx_t;
 
 
-/* one upstream HTTP exchange carrying the calls routed to one upstream */
+typedef struct ngx_rpc_call_s  ngx_rpc_call_t;
+
+
+/*
+ * One upstream HTTP exchange: calls of one or more clients bound for one
+ * upstream.  It lives in a pool of its own and runs as a subrequest of a
+ * request of its own, on a connection without a socket, so that it outlives
+ * any client; calls[] is indexed by gateway id, NULL once a call has left.
+ */
 typedef struct {
-    ngx_rpc_ctx_t               *ctx;
-    ngx_http_upstream_conf_t    *conf;
+    ngx_pool_t                  *pool;
+    ngx_http_request_t          *request;
     ngx_http_request_t          *sr;
+    ngx_http_upstream_conf_t    *conf;
+    ngx_rpc_call_t             **calls;
     ngx_chain_t                 *body;
-    ngx_chain_t                **tail;
-    ngx_uint_t                   size;
-    ngx_uint_t                   ncalls;
     ngx_uint_t                   nsent;
+    ngx_uint_t                   ncalls;
+    ngx_uint_t                   live;
+    ngx_uint_t                   refs;
     ngx_rpc_parser_t             reply;
     ngx_http_status_t            status;
     ngx_http_chunked_t           chunked;
     off_t                        content_length;
     ngx_int_t                    rc;
     ngx_int_t                    error;
+    ngx_event_t                  free;
     unsigned                     batch:1;
     unsigned                     chunked_body:1;
     unsigned                     conn_close:1;
@@ -208,6 +220,20 @@ typedef struct {
 } ngx_rpc_exchange_t;
 
 
+/*
+ * Per worker, location and upstream: calls waiting to be sent together,
+ * flushed when rpc_upstream_batch of them are queued or the window ends.
+ */
+typedef struct {
+    ngx_http_upstream_conf_t    *conf;
+    void                       **loc_conf;
+    ngx_queue_t                  calls;
+    ngx_uint_t                   ncalls;
+    ngx_event_t                  flush;
+    ngx_queue_t                  queue;
+} ngx_rpc_batcher_t;
+
+
 typedef struct ngx_rpc_flight_s  ngx_rpc_flight_t;
 
 
@@ -216,11 +242,17 @@ typedef struct ngx_rpc_flight_s  ngx_rpc_flight_t;
  * own (a cache hit or a collapsed call's share): answer, an error object
  * when answer_code is set.
  */
-typedef struct {
+struct ngx_rpc_call_s {
     ngx_rpc_ctx_t               *ctx;
     ngx_rpc_msg_t               *msg;
     ngx_http_upstream_conf_t    *upstream;
+    ngx_rpc_batcher_t           *batcher;
+    ngx_queue_t                  link;
     ngx_rpc_exchange_t          *exchange;
+    ngx_uint_t                   slot;
+    ngx_chain_t                 *body;
+    ngx_uint_t                   nbufs;
+    ngx_uint_t                   batch_size;
     ngx_rpc_msg_t               *reply;
     ngx_str_t                    key;
     uint32_t                     hash;
@@ -234,14 +266,13 @@ typedef struct {
     unsigned                     notification:1;
     unsigned                     send:1;
     unsigned                     cache_status:3;
-} ngx_rpc_call_t;
+};
 
 
 struct ngx_rpc_ctx_s {
     ngx_http_request_t          *request;
     ngx_rpc_parser_t             parser;
     ngx_array_t                  calls;
-    ngx_array_t                  exchanges;
     ngx_uint_t                   pending;
     ngx_uint_t                   lookups;
     ngx_uint_t                   held;
@@ -261,8 +292,8 @@ ngx_int_t ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool,
     ngx_log_t *log, ngx_uint_t max_depth, ngx_uint_t max_msgs);
 ngx_int_t ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len);
 ngx_int_t ngx_rpc_parse_finish(ngx_rpc_parser_t *p);
-ngx_int_t ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
-    ngx_chain_t ***ll);
+ngx_int_t ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_pool_t *pool,
+    ngx_rpc_range_t *range, ngx_chain_t ***ll);
 ngx_int_t ngx_rpc_parse_copy(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
     ngx_str_t *out);
 u_char *ngx_rpc_parse_copy_to(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
@@ -276,7 +307,7 @@ ngx_int_t ngx_rpc_policy_match(ngx_array_t *patterns, ngx_str_t *name);
 
 /* ngx_rpc_cache.c */
 ngx_int_t ngx_rpc_cache_lookup(ngx_rpc_call_t *call);
-void ngx_rpc_cache_update(ngx_rpc_ctx_t *ctx, ngx_rpc_exchange_t *ex);
+void ngx_rpc_cache_update(ngx_rpc_exchange_t *ex);
 void ngx_rpc_cache_cancel(ngx_rpc_ctx_t *ctx, ngx_int_t code);
 char *ngx_rpc_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_rpc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -291,9 +322,16 @@ void ngx_rpc_redis_cancel(ngx_rpc_redis_cmd_t *cmd);
 void ngx_rpc_redis_close(ngx_rpc_redis_t *rd);
 char *ngx_rpc_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
+/* ngx_rpc_dispatcher.c */
+ngx_int_t ngx_rpc_dispatcher_send(ngx_rpc_ctx_t *ctx);
+void ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex);
+void ngx_rpc_dispatcher_cancel(ngx_rpc_ctx_t *ctx, ngx_int_t code);
+void ngx_rpc_dispatcher_release(ngx_rpc_ctx_t *ctx);
+
 /* ngx_rpc_upstream.c */
 ngx_int_t ngx_rpc_upstream_start(ngx_rpc_exchange_t *ex);
 void ngx_rpc_upstream_abort(ngx_rpc_exchange_t *ex);
+void ngx_rpc_upstream_states(ngx_rpc_exchange_t *ex, ngx_http_request_t *r);
 
 /* ngx_rpc_response.c */
 ngx_int_t ngx_rpc_response_body(ngx_rpc_ctx_t *ctx, ngx_chain_t *out);

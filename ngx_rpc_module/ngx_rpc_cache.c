@@ -492,7 +492,7 @@ ngx_rpc_cache_join(ngx_rpc_call_t *call)
  */
 
 void
-ngx_rpc_cache_update(ngx_rpc_ctx_t *ctx, ngx_rpc_exchange_t *ex)
+ngx_rpc_cache_update(ngx_rpc_exchange_t *ex)
 {
     ngx_str_t             value;
     ngx_uint_t            i;
@@ -502,32 +502,31 @@ ngx_rpc_cache_update(ngx_rpc_ctx_t *ctx, ngx_rpc_exchange_t *ex)
     ngx_rpc_loc_conf_t   *rlcf;
     ngx_rpc_main_conf_t  *rmcf;
 
-    rlcf = ngx_http_get_module_loc_conf(ctx->request, ngx_rpc_module);
-    rmcf = ngx_http_get_module_main_conf(ctx->request, ngx_rpc_module);
+    rlcf = ngx_http_get_module_loc_conf(ex->request, ngx_rpc_module);
+    rmcf = ngx_http_get_module_main_conf(ex->request, ngx_rpc_module);
 
-    call = ctx->calls.elts;
+    for (i = 0; i < ex->nsent; i++) {
+        call = ex->calls[i];
 
-    for (i = 0; i < ctx->calls.nelts; i++) {
-
-        if (call[i].exchange != ex || call[i].key.len == 0) {
+        if (call == NULL || call->key.len == 0) {
             continue;
         }
 
-        code = call[i].error ? call[i].error : ex->error;
+        code = call->error ? call->error : ex->error;
 
-        if (code == 0 && call[i].reply == NULL) {
+        if (code == 0 && call->reply == NULL) {
             code = NGX_RPC_UPSTREAM_NO_RESULT;
         }
 
-        if (call[i].flight) {
-            ngx_rpc_cache_land(&call[i], &ex->reply, code);
+        if (call->flight) {
+            ngx_rpc_cache_land(call, &ex->reply, code);
         }
 
         if (code) {
             continue;
         }
 
-        result = &call[i].reply->member[NGX_RPC_M_RESULT];
+        result = &call->reply->member[NGX_RPC_M_RESULT];
 
         if (result->type == NGX_RPC_NONE || result->type == NGX_RPC_NULL) {
             continue;
@@ -538,12 +537,10 @@ ngx_rpc_cache_update(ngx_rpc_ctx_t *ctx, ngx_rpc_exchange_t *ex)
             continue;
         }
 
-        ngx_rpc_cache_put(rlcf->cache->data, &call[i], &value,
-                          call[i].valid);
+        ngx_rpc_cache_put(rlcf->cache->data, call, &value, call->valid);
 
         if (rmcf->redis) {
-            ngx_rpc_redis_set(rmcf->redis, &call[i].key, &value,
-                              call[i].valid);
+            ngx_rpc_redis_set(rmcf->redis, &call->key, &value, call->valid);
         }
     }
 }

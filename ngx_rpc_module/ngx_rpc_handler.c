@@ -18,10 +18,6 @@ static ngx_uint_t  ngx_rpc_held_calls;
 static void ngx_rpc_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_rpc_feed_file(ngx_rpc_ctx_t *ctx, ngx_buf_t *b);
 static ngx_int_t ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx);
-static ngx_int_t ngx_rpc_send(ngx_rpc_ctx_t *ctx);
-static ngx_rpc_exchange_t *ngx_rpc_exchange(ngx_rpc_ctx_t *ctx,
-    ngx_http_upstream_conf_t *conf, ngx_uint_t first);
-static ngx_int_t ngx_rpc_add_call(ngx_rpc_ctx_t *ctx, ngx_uint_t n);
 static void ngx_rpc_finish(ngx_rpc_ctx_t *ctx);
 static void ngx_rpc_release(ngx_rpc_ctx_t *ctx);
 static void ngx_rpc_wake_handler(ngx_event_t *ev);
@@ -250,6 +246,7 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
     ngx_rpc_msg_t        *msg;
     ngx_rpc_call_t       *call;
     ngx_rpc_parser_t     *p;
+    ngx_connection_t     *c;
     ngx_pool_cleanup_t   *cln;
     ngx_http_request_t   *r;
     ngx_rpc_loc_conf_t   *rlcf;
@@ -260,11 +257,7 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
 
     if (ngx_array_init(&ctx->calls, r->pool, ngx_max(p->msgs.nelts, 1),
                        sizeof(ngx_rpc_call_t))
-        != NGX_OK
-        || ngx_array_init(&ctx->exchanges, r->pool,
-                          rlcf->routes ? rlcf->routes->nelts + 1 : 1,
-                          sizeof(ngx_rpc_exchange_t *))
-           != NGX_OK)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -353,7 +346,7 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
 
     /* with Redis lookups out, calls go upstream once all are back */
 
-    if (ctx->lookups == 0 && ngx_rpc_send(ctx) != NGX_OK) {
+    if (ctx->lookups == 0 && ngx_rpc_dispatcher_send(ctx) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -369,178 +362,16 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
     r->read_event_handler = ngx_http_test_reading;
     r->write_event_handler = ngx_rpc_handler_wake;
 
-    return NGX_OK;
-}
+    /* a client that hangs up is noticed at once, as with proxy_pass */
 
+    c = r->connection;
 
-/* calls marked to send go out, one exchange per upstream, in call order */
+    if (c->read->ready) {
+        ngx_post_event(c->read, &ngx_posted_events);
 
-static ngx_int_t
-ngx_rpc_send(ngx_rpc_ctx_t *ctx)
-{
-    ngx_uint_t            i, first;
-    ngx_rpc_call_t       *call;
-    ngx_rpc_exchange_t  **ex;
-
-    first = ctx->exchanges.nelts;
-    call = ctx->calls.elts;
-
-    for (i = 0; i < ctx->calls.nelts; i++) {
-        if (call[i].send) {
-            call[i].exchange = ngx_rpc_exchange(ctx, call[i].upstream, first);
-            if (call[i].exchange == NULL) {
-                return NGX_ERROR;
-            }
-        }
-    }
-
-    for (i = 0; i < ctx->calls.nelts; i++) {
-        if (call[i].send) {
-            call[i].send = 0;
-
-            if (ngx_rpc_add_call(ctx, i) != NGX_OK) {
-                return NGX_ERROR;
-            }
-        }
-    }
-
-    ex = ctx->exchanges.elts;
-
-    for (i = first; i < ctx->exchanges.nelts; i++) {
-        if (ngx_rpc_response_buf(ctx->request->pool, &ex[i]->tail,
-                                 (u_char *) "}]", ex[i]->batch ? 2 : 1)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        if (ngx_rpc_upstream_start(ex[i]) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        ctx->pending++;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * the exchange to an upstream among those started from first on, with
- * room left under rpc_upstream_batch
- */
-
-static ngx_rpc_exchange_t *
-ngx_rpc_exchange(ngx_rpc_ctx_t *ctx, ngx_http_upstream_conf_t *conf,
-    ngx_uint_t first)
-{
-    ngx_uint_t            i, max;
-    ngx_rpc_exchange_t  **ex;
-    ngx_rpc_loc_conf_t   *rlcf;
-
-    rlcf = ngx_http_get_module_loc_conf(ctx->request, ngx_rpc_module);
-    max = rlcf->upstream_batch;
-
-    ex = ctx->exchanges.elts;
-
-    for (i = first; i < ctx->exchanges.nelts; i++) {
-        if (ex[i]->conf == conf && (max == 0 || ex[i]->size < max)) {
-            ex[i]->size++;
-            return ex[i];
-        }
-    }
-
-    ex = ngx_array_push(&ctx->exchanges);
-    if (ex == NULL) {
-        return NULL;
-    }
-
-    *ex = ngx_pcalloc(ctx->request->pool, sizeof(ngx_rpc_exchange_t));
-    if (*ex == NULL) {
-        return NULL;
-    }
-
-    (*ex)->ctx = ctx;
-    (*ex)->conf = conf;
-    (*ex)->size = 1;
-    (*ex)->batch = ctx->batch;
-
-    return *ex;
-}
-
-
-/*
- * {"jsonrpc":"2.0","id":N,"method":"m","params":<client bytes>}, where N,
- * the call's position in the client message, is the gateway id.  The short
- * method is copied into the call's head; the params stay where they are.
- * The head also closes the previous call: the last is closed by dispatch.
- */
-
-static ngx_int_t
-ngx_rpc_add_call(ngx_rpc_ctx_t *ctx, ngx_uint_t n)
-{
-    u_char               *s, *last;
-    ngx_pool_t           *pool;
-    ngx_chain_t         **ll;
-    ngx_rpc_msg_t        *msg;
-    ngx_rpc_call_t       *call;
-    ngx_rpc_range_t      *method;
-    ngx_rpc_exchange_t   *ex;
-
-    pool = ctx->request->pool;
-    call = (ngx_rpc_call_t *) ctx->calls.elts + n;
-    msg = call->msg;
-    ex = call->exchange;
-    method = &msg->member[NGX_RPC_M_METHOD].range;
-
-    ll = ex->tail ? ex->tail : &ex->body;
-
-    s = ngx_pnalloc(pool, sizeof("},{\"jsonrpc\":\"2.0\",\"id\":,\"method\":"
-                                 ",\"params\":")
-                          + NGX_INT_T_LEN + (method->end - method->start));
-    if (s == NULL) {
+    } else if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
         return NGX_ERROR;
     }
-
-    last = s;
-
-    if (ex->nsent) {
-        last = ngx_cpymem(last, "},", 2);
-
-    } else if (ex->batch) {
-        *last++ = '[';
-    }
-
-    last = ngx_cpymem(last, "{\"jsonrpc\":\"2.0\"",
-                      sizeof("{\"jsonrpc\":\"2.0\"") - 1);
-
-    if (!call->notification) {
-        last = ngx_sprintf(last, ",\"id\":%ui", n);
-        ex->ncalls++;
-    }
-
-    ex->nsent++;
-
-    last = ngx_cpymem(last, ",\"method\":", sizeof(",\"method\":") - 1);
-    last = ngx_rpc_parse_copy_to(&ctx->parser, method, last);
-
-    if (msg->member[NGX_RPC_M_PARAMS].type != NGX_RPC_NONE) {
-        last = ngx_cpymem(last, ",\"params\":", sizeof(",\"params\":") - 1);
-    }
-
-    if (ngx_rpc_response_buf(pool, &ll, s, last - s) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (msg->member[NGX_RPC_M_PARAMS].type != NGX_RPC_NONE
-        && ngx_rpc_parse_slice(&ctx->parser,
-                               &msg->member[NGX_RPC_M_PARAMS].range, &ll)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ex->tail = ll;
 
     return NGX_OK;
 }
@@ -583,7 +414,7 @@ ngx_rpc_wake_handler(ngx_event_t *ev)
         return;
     }
 
-    if (ctx->lookups == 0 && ngx_rpc_send(ctx) != NGX_OK) {
+    if (ctx->lookups == 0 && ngx_rpc_dispatcher_send(ctx) != NGX_OK) {
         ctx->responded = 1;
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
 
@@ -629,7 +460,6 @@ ngx_rpc_timeout_handler(ngx_event_t *ev)
     ngx_rpc_ctx_t        *ctx;
     ngx_rpc_call_t       *call;
     ngx_connection_t     *c;
-    ngx_rpc_exchange_t  **ex;
     ngx_rpc_loc_conf_t   *rlcf;
 
     ctx = ev->data;
@@ -640,17 +470,7 @@ ngx_rpc_timeout_handler(ngx_event_t *ev)
                   "rpc: calls not answered within rpc_timeout %M",
                   rlcf->timeout);
 
-    ex = ctx->exchanges.elts;
-
-    for (i = 0; i < ctx->exchanges.nelts; i++) {
-        if (!ex[i]->done) {
-            ex[i]->done = 1;
-            ex[i]->error = NGX_RPC_UPSTREAM_TIMEOUT;
-            ngx_rpc_upstream_abort(ex[i]);
-            ngx_rpc_cache_update(ctx, ex[i]);
-        }
-    }
-
+    ngx_rpc_dispatcher_cancel(ctx, NGX_RPC_UPSTREAM_TIMEOUT);
     ngx_rpc_cache_cancel(ctx, NGX_RPC_UPSTREAM_TIMEOUT);
 
     call = ctx->calls.elts;
@@ -682,6 +502,7 @@ ngx_rpc_cleanup(void *data)
         ngx_delete_posted_event(&ctx->wake);
     }
 
+    ngx_rpc_dispatcher_release(ctx);
     ngx_rpc_cache_cancel(ctx, 0);
     ngx_rpc_release(ctx);
 }

@@ -297,7 +297,8 @@ ngx_rpc_create_loc_conf(ngx_conf_t *cf)
     /* the reply is read in memory by the module itself */
 
     conf->upstream.buffering = 0;
-    conf->upstream.ignore_client_abort = 0;
+    /* the owner of an exchange is no client: nothing to watch */
+    conf->upstream.ignore_client_abort = 1;
     conf->upstream.intercept_errors = 0;
     conf->upstream.pass_request_headers = 0;
     conf->upstream.pass_request_body = 0;
@@ -310,6 +311,7 @@ ngx_rpc_create_loc_conf(ngx_conf_t *cf)
     conf->timeout = NGX_CONF_UNSET_MSEC;
     conf->max_reply_size = NGX_CONF_UNSET;
     conf->upstream_batch = NGX_CONF_UNSET_UINT;
+    conf->window = NGX_CONF_UNSET_MSEC;
     conf->max_pending = NGX_CONF_UNSET_UINT;
     conf->cache = NGX_CONF_UNSET_PTR;
     conf->cache_valid = NGX_CONF_UNSET_PTR;
@@ -377,7 +379,13 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_off_value(conf->max_reply_size, prev->max_reply_size,
                              64 * 1024 * 1024);
 
+    if (conf->upstream_batch == NGX_CONF_UNSET_UINT) {
+        conf->upstream_batch = prev->upstream_batch;
+        conf->window = prev->window;
+    }
+
     ngx_conf_merge_uint_value(conf->upstream_batch, prev->upstream_batch, 0);
+    ngx_conf_merge_msec_value(conf->window, prev->window, 1);
     ngx_conf_merge_uint_value(conf->max_pending, prev->max_pending, 0);
 
     ngx_conf_merge_ptr_value(conf->allow, prev->allow, NULL);
@@ -586,7 +594,7 @@ ngx_rpc_methods(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* rpc_upstream_batch SIZE | off */
+/* rpc_upstream_batch SIZE [window=TIME] | off */
 
 static char *
 ngx_rpc_upstream_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -594,7 +602,7 @@ ngx_rpc_upstream_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_rpc_loc_conf_t  *rlcf = conf;
 
     ngx_int_t   n;
-    ngx_str_t  *value;
+    ngx_str_t  *value, s;
 
     if (rlcf->upstream_batch != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -602,14 +610,11 @@ ngx_rpc_upstream_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (cf->args->nelts == 3) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" is not supported yet: calls of different "
-                           "clients are not coalesced", &value[2]);
-        return NGX_CONF_ERROR;
-    }
-
     if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts == 3) {
+            return "takes no window when off";
+        }
+
         rlcf->upstream_batch = 0;
         return NGX_CONF_OK;
     }
@@ -623,6 +628,28 @@ ngx_rpc_upstream_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     rlcf->upstream_batch = n;
+    rlcf->window = 1;
+
+    if (cf->args->nelts == 2) {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(value[2].data, "window=", 7) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    s.data = value[2].data + 7;
+    s.len = value[2].len - 7;
+
+    rlcf->window = ngx_parse_time(&s, 0);
+
+    if (rlcf->window == (ngx_msec_t) NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid window \"%V\"", &value[2]);
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

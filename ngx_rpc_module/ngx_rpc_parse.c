@@ -547,8 +547,8 @@ ngx_rpc_parse_start(ngx_rpc_parser_t *p, off_t end)
 
 
 ngx_int_t
-ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
-    ngx_chain_t ***ll)
+ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_pool_t *pool,
+    ngx_rpc_range_t *range, ngx_chain_t ***ll)
 {
     off_t           from, to;
     ngx_uint_t      i;
@@ -565,7 +565,7 @@ ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
             continue;
         }
 
-        if (ngx_rpc_response_buf(p->pool, ll, seg[i].start
+        if (ngx_rpc_response_buf(pool, ll, seg[i].start
                                  + (from - seg[i].offset), to - from)
             != NGX_OK)
         {

@@ -199,13 +199,8 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
     code = call->error;
     reply = call->reply;
 
-    if (code == 0 && call->answer.data == NULL) {
-        code = call->exchange ? call->exchange->error
-                              : NGX_RPC_UPSTREAM_NO_RESULT;
-
-        if (code == 0 && reply == NULL) {
-            code = NGX_RPC_UPSTREAM_NO_RESULT;
-        }
+    if (code == 0 && call->answer.data == NULL && reply == NULL) {
+        code = NGX_RPC_UPSTREAM_NO_RESULT;
     }
 
     if (code) {
@@ -260,7 +255,8 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
                                     call->answer.len);
     }
 
-    return ngx_rpc_parse_slice(&call->exchange->reply, range, ll);
+    return ngx_rpc_parse_slice(&call->exchange->reply, ctx->request->pool,
+                               range, ll);
 }
 
 

@@ -2,7 +2,7 @@
 /*
  * Upstream exchange: one HTTP/1.1 POST to an upstream {} group, run by
  * nginx's upstream machinery (keepalive, next_upstream, timeouts) in a
- * background in-memory subrequest.  The reply body is parsed as it is read
+ * background in-memory subrequest of the exchange's own request.  The reply body is parsed as it is read
  * and kept in the buffers it arrived in; its results go to the client as
  * slices.  Every failure ends as per-call errors, never an nginx error page.
  */
@@ -29,7 +29,6 @@ static ngx_int_t ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data,
     ngx_int_t rc);
 static ngx_int_t ngx_rpc_upstream_error(ngx_rpc_exchange_t *ex);
 static void ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex);
-static void ngx_rpc_upstream_states(ngx_rpc_exchange_t *ex);
 
 
 ngx_int_t
@@ -38,7 +37,7 @@ ngx_rpc_upstream_start(ngx_rpc_exchange_t *ex)
     ngx_http_request_t           *r, *sr;
     ngx_http_post_subrequest_t   *ps;
 
-    r = ex->ctx->request;
+    r = ex->request;
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
     if (ps == NULL) {
@@ -56,7 +55,7 @@ ngx_rpc_upstream_start(ngx_rpc_exchange_t *ex)
         return NGX_ERROR;
     }
 
-    /* no location lookup: the exchange runs with this location's config */
+    /* no location lookup: the exchange runs with the location's config */
 
     sr->loc_conf = r->loc_conf;
     sr->method = NGX_HTTP_POST;
@@ -80,31 +79,30 @@ ngx_rpc_upstream_abort(ngx_rpc_exchange_t *ex)
     if (u && u->cleanup && *u->cleanup) {
         (*u->cleanup)(ex->sr);
     }
-
-    ngx_rpc_upstream_states(ex);
 }
 
 
-/* $upstream_addr and the like of the client request list every try */
+/* $upstream_addr and the like of a client request list every try */
 
-static void
-ngx_rpc_upstream_states(ngx_rpc_exchange_t *ex)
+void
+ngx_rpc_upstream_states(ngx_rpc_exchange_t *ex, ngx_http_request_t *r)
 {
     ngx_uint_t                  i;
     ngx_array_t                *states;
-    ngx_http_request_t         *r;
     ngx_http_upstream_state_t  *s, *state;
 
-    r = ex->ctx->request;
     states = ex->sr ? ex->sr->upstream_states : NULL;
 
-    if (states == NULL || states == r->upstream_states) {
+    if (states == NULL || states->nelts == 0) {
         return;
     }
 
     if (r->upstream_states == NULL) {
-        r->upstream_states = states;
-        return;
+        r->upstream_states = ngx_array_create(r->pool, states->nelts,
+                                         sizeof(ngx_http_upstream_state_t));
+        if (r->upstream_states == NULL) {
+            return;
+        }
     }
 
     state = states->elts;
@@ -533,27 +531,17 @@ ngx_rpc_upstream_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 {
     ngx_rpc_exchange_t  *ex = data;
 
-    ngx_rpc_ctx_t  *ctx;
-
-    ctx = ex->ctx;
-
     if (ex->done) {
         return NGX_OK;
     }
 
-    ex->done = 1;
     ex->error = ngx_rpc_upstream_error(ex);
 
     if (ex->error == 0) {
         ngx_rpc_upstream_match(ex);
     }
 
-    ngx_rpc_upstream_states(ex);
-    ngx_rpc_cache_update(ctx, ex);
-
-    if (--ctx->pending == 0) {
-        (void) ngx_http_post_request(ctx->request, NULL);
-    }
+    ngx_rpc_dispatcher_done(ex);
 
     return NGX_OK;
 }
@@ -614,7 +602,7 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
     ngx_log_t         *log;
     ngx_uint_t         i, batch, result, error;
     ngx_rpc_msg_t     *msg;
-    ngx_rpc_call_t    *call, *c;
+    ngx_rpc_call_t    *c;
     ngx_rpc_parser_t  *p;
 
     if (ex->ncalls == 0) {
@@ -652,15 +640,13 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
         return;
     }
 
-    call = ex->ctx->calls.elts;
     msg = p->msgs.elts;
 
     for (i = 0; i < p->msgs.nelts; i++) {
 
         if (msg[i].type != NGX_RPC_OBJECT || msg[i].num < 0
-            || (ngx_uint_t) msg[i].num >= ex->ctx->calls.nelts
-            || call[msg[i].num].exchange != ex
-            || call[msg[i].num].notification)
+            || (ngx_uint_t) msg[i].num >= ex->nsent
+            || (ex->calls[msg[i].num] && ex->calls[msg[i].num]->notification))
         {
             ngx_log_error(NGX_LOG_WARN, log, 0,
                           "rpc: upstream reply has a response with an "
@@ -668,7 +654,12 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
             continue;
         }
 
-        c = &call[msg[i].num];
+        c = ex->calls[msg[i].num];
+
+        if (c == NULL) {
+            /* the call timed out or its client went away */
+            continue;
+        }
 
         if (c->reply || c->error) {
             ngx_log_error(NGX_LOG_WARN, log, 0,
@@ -691,10 +682,10 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
         c->reply = &msg[i];
     }
 
-    for (i = 0; i < ex->ctx->calls.nelts; i++) {
-        if (call[i].exchange == ex && !call[i].notification
-            && !call[i].reply && !call[i].error)
-        {
+    for (i = 0; i < ex->nsent; i++) {
+        c = ex->calls[i];
+
+        if (c && !c->notification && !c->reply && !c->error) {
             ngx_log_error(NGX_LOG_ERR, log, 0,
                           "rpc: upstream reply has no response for id %ui",
                           i);

@@ -161,14 +161,13 @@ ngx_rpc_variable_list(ngx_rpc_ctx_t *ctx, ngx_http_variable_value_t *v,
             s[i] = ngx_rpc_cache_statuses[call[i].cache_status];
 
         } else if (member == NGX_RPC_LIST_BATCH) {
-            if (call[i].exchange) {
+            if (call[i].batch_size) {
                 s[i].data = ngx_pnalloc(ctx->request->pool, NGX_INT_T_LEN);
                 if (s[i].data == NULL) {
                     return NGX_ERROR;
                 }
 
-                s[i].len = ngx_sprintf(s[i].data, "%ui",
-                                       call[i].exchange->nsent)
+                s[i].len = ngx_sprintf(s[i].data, "%ui", call[i].batch_size)
                            - s[i].data;
             }
 

@@ -126,7 +126,9 @@ is(rpc(batch_of(sum_call(1), '{"jsonrpc":"2.0","method":"test_http500","id":2}',
 # --- bad configuration
 my $bad = servroot() . '/bad.conf';
 for my $case (['rpc_upstream_batch 0;', 'invalid batch size "0"'],
-              ['rpc_upstream_batch 20 window=1ms;', '"window=1ms" is not supported yet'],
+              ['rpc_upstream_batch 20 window=x;', 'invalid window "window=x"'],
+              ['rpc_upstream_batch 20 wait=1ms;', 'invalid parameter "wait=1ms"'],
+              ['rpc_upstream_batch off window=1ms;', 'takes no window when off'],
               ['rpc_upstream_batch 5; rpc_upstream_batch 6;', 'is duplicate'],
               ['rpc_max_pending x;', 'invalid number'])
 {
