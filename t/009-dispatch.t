@@ -187,3 +187,123 @@ for (1 .. 3) {
 sleep 0.6;
 is(rpc(batch_of(sum_call(1), sum_call(2))), batch_of(sum_answer(1), sum_answer(2)),
    'room given back by clients that went away');
+
+# --- calls of different clients coalesced into upstream batches
+
+# runs each [body, options] as a client of its own, `at` seconds after the
+# first; returns [seconds taken, body] for each
+sub clients {
+    my (@jobs) = @_;
+    my $dir = servroot();
+    my @pids;
+    for my $k (0 .. $#jobs) {
+        my ($body, %o) = @{$jobs[$k]};
+        my $pid = fork // die;
+        if ($pid == 0) {
+            sleep $o{at} if $o{at};
+            my $t0 = time;
+            my $r = http_post($body, %o);
+            open my $f, '>', "$dir/client.$k" or POSIX::_exit(1);
+            print $f sprintf("%.3f\n", time - $t0), $r->{body};
+            close $f;
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+    waitpid($_, 0) for @pids;
+    return map {
+        open my $f, '<', "$dir/client.$_" or die;
+        local $/;
+        my ($t, $b) = split /\n/, <$f>, 2;
+        unlink "$dir/client.$_";
+        [$t, $b // '']
+    } 0 .. $#jobs;
+}
+
+start_nginx(http_config => $http, config => <<'EOF') or BAIL_OUT('nginx');
+location /rpc {
+    rpc_pass backend;
+    rpc_upstream_batch 10 window=300ms;
+    access_log $SERVROOT/logs/batch.log batch;
+}
+location /two {
+    rpc_pass backend;
+    rpc_upstream_batch 2 window=10s;
+}
+location /now {
+    rpc_pass backend;
+    rpc_upstream_batch 10 window=0;
+}
+location /deadline {
+    rpc_pass backend;
+    rpc_upstream_batch 10 window=400ms;
+    rpc_timeout 1000ms;
+}
+EOF
+
+# ten clients at once: one upstream request of ten calls
+$n = upstream_requests();
+my @r = clients(map { [sum_call($_)] } 1 .. 10);
+is_deeply([map { $_->[1] } @r], [map { sum_answer($_) } 1 .. 10],
+          'ten clients, each answered its own result');
+is(upstream_requests() - $n, 1, 'ten clients: one upstream request');
+{
+    sleep 0.05;
+    my @l = split /\n/, RPCTest::slurp(servroot() . '/logs/batch.log');
+    is_deeply([@l[-10 .. -1]], [('10') x 10], '$rpc_upstream_batch 10 for each');
+}
+
+# a batch and single calls of other clients travel together, in order
+$n = upstream_requests();
+@r = clients([batch_of(map { sum_call($_) } 1 .. 3)],
+             (map { [sum_call($_), at => 0.05] } 4 .. 6));
+is_deeply([map { $_->[1] } @r],
+          [batch_of(map { sum_answer($_) } 1 .. 3), map { sum_answer($_) } 4 .. 6],
+          'a client batch and three single calls');
+is(upstream_requests() - $n, 1, 'six calls of four clients: one upstream request');
+
+# a lone call waits for the window, no longer
+@r = clients([sum_call(7)]);
+is($r[0][1], sum_answer(7), 'a lone call is answered');
+ok($r[0][0] >= 0.25 && $r[0][0] < 3, "after the window: $r[0][0]s");
+is(last_batch_log(), '1', 'alone in its upstream request');
+
+# a full batch goes at once, without waiting for the window
+@r = clients([sum_call(1), path => '/two'], [sum_call(2), path => '/two']);
+is_deeply([map { $_->[1] } @r], [sum_answer(1), sum_answer(2)],
+          'size 2: two clients answered');
+ok($r[0][0] < 3 && $r[1][0] < 3, 'before the 10s window');
+
+# window=0: calls of one event loop turn go together, nothing waits
+@r = clients([sum_call(1), path => '/now']);
+is($r[0][1], sum_answer(1), 'window=0: answered at once');
+
+# --- a client that goes away takes only its own calls
+
+# hung up while its call was queued: the call is not sent
+my $echo = upstream_calls('test_echo');
+$n = upstream_calls('sum');
+@r = clients(['{"jsonrpc":"2.0","method":"test_echo","params":[1],"id":1}',
+              hang_up => 0.05],
+             [sum_call(3), at => 0.15]);
+is($r[1][1], sum_answer(3), 'the other client is answered');
+is(upstream_calls('test_echo') - $echo, 0, 'the call of the client that left was not sent');
+is(upstream_calls('sum') - $n, 1, 'the call of the other was');
+
+# hung up while the upstream works on the batch: the rest is answered
+$n = upstream_requests();
+@r = clients(['{"jsonrpc":"2.0","method":"test_sleep","params":[500],"id":1}',
+              hang_up => 0.4],
+             [sum_call(4), at => 0.1]);
+is($r[1][1], sum_answer(4), 'a client that hung up mid-flight: the other is answered');
+is(upstream_requests() - $n, 1, 'they were in one upstream request');
+
+# --- every call keeps its own deadline in a shared upstream batch
+
+@r = clients(['{"jsonrpc":"2.0","method":"test_sleep","params":[700],"id":1}',
+              path => '/deadline'],
+             [sum_call(5), path => '/deadline', at => 0.3]);
+is($r[0][1], '{"jsonrpc":"2.0","error":{"code":-32001,"message":"Upstream timed out"},"id":1}',
+   'the call past its deadline gets the timeout error');
+is($r[1][1], sum_answer(5), 'the call still in time gets its result from the same batch');
+like(error_log_text(), qr/calls not answered within rpc_timeout 1000/, 'timeout logged');

@@ -390,6 +390,11 @@ sub http_request {
         sleep $o{delay} if $o{delay};
     }
     return { status => 0, body => '' } if $o{no_read};
+    if (defined $o{hang_up}) {
+        sleep $o{hang_up};
+        close $s;
+        return { status => 0, body => '' };
+    }
     my $raw = '';
     my $sel = IO::Select->new($s);
     my $end = time + ($o{timeout} // $Timeout);
