@@ -216,6 +216,7 @@ typedef struct {
     unsigned                     invalid_header:1;
     unsigned                     too_large:1;
     unsigned                     complete:1;
+    unsigned                     refused:1;
     unsigned                     done:1;
 } ngx_rpc_exchange_t;
 

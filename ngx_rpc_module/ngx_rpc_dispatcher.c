@@ -14,6 +14,20 @@
 #include "ngx_rpc.h"
 
 
+/* an upstream that refused a batch gets single calls for this long */
+#define NGX_RPC_SINGLE_TIME  60000
+#define NGX_RPC_SINGLE_MAX   64
+
+
+typedef struct {
+    ngx_http_upstream_srv_conf_t  *upstream;
+    ngx_msec_t                     until;
+} ngx_rpc_single_t;
+
+
+static ngx_uint_t ngx_rpc_single_only(ngx_http_upstream_conf_t *conf);
+static void ngx_rpc_single_remember(ngx_http_upstream_conf_t *conf);
+static ngx_int_t ngx_rpc_single_send(ngx_rpc_call_t *call);
 static ngx_rpc_batcher_t *ngx_rpc_batcher(ngx_http_request_t *r,
     ngx_http_upstream_conf_t *conf);
 static void ngx_rpc_batcher_flush(ngx_event_t *ev);
@@ -32,7 +46,9 @@ static u_char *ngx_rpc_exchange_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
 
 
-static ngx_queue_t  ngx_rpc_batchers;
+static ngx_queue_t       ngx_rpc_batchers;
+static ngx_rpc_single_t  ngx_rpc_singles[NGX_RPC_SINGLE_MAX];
+static ngx_uint_t        ngx_rpc_nsingles;
 
 
 /* the calls of ctx marked to send go to their batchers or exchanges */
@@ -54,6 +70,17 @@ ngx_rpc_dispatcher_send(ngx_rpc_ctx_t *ctx)
     for (i = 0; i < ctx->calls.nelts; i++) {
 
         if (!call[i].send) {
+            continue;
+        }
+
+        if (ngx_rpc_single_only(call[i].upstream)) {
+            call[i].send = 0;
+            ctx->pending++;
+
+            if (ngx_rpc_single_send(&call[i]) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
             continue;
         }
 
@@ -117,6 +144,79 @@ ngx_rpc_dispatcher_send(ngx_rpc_ctx_t *ctx)
     }
 
     return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_rpc_single_only(ngx_http_upstream_conf_t *conf)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ngx_rpc_nsingles; i++) {
+
+        if (ngx_rpc_singles[i].upstream != conf->upstream) {
+            continue;
+        }
+
+        if ((ngx_msec_int_t) (ngx_rpc_singles[i].until - ngx_current_msec)
+            > 0)
+        {
+            return 1;
+        }
+
+        ngx_rpc_singles[i] = ngx_rpc_singles[--ngx_rpc_nsingles];
+        return 0;
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_rpc_single_remember(ngx_http_upstream_conf_t *conf)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ngx_rpc_nsingles; i++) {
+        if (ngx_rpc_singles[i].upstream == conf->upstream) {
+            break;
+        }
+    }
+
+    if (i == NGX_RPC_SINGLE_MAX) {
+        /* the table is full: an entry is replaced */
+        i = 0;
+
+    } else if (i == ngx_rpc_nsingles) {
+        ngx_rpc_nsingles++;
+    }
+
+    ngx_rpc_singles[i].upstream = conf->upstream;
+    ngx_rpc_singles[i].until = ngx_current_msec + NGX_RPC_SINGLE_TIME;
+}
+
+
+/* a call in an exchange of its own, not as a batch */
+
+static ngx_int_t
+ngx_rpc_single_send(ngx_rpc_call_t *call)
+{
+    ngx_chain_t         **ll;
+    ngx_rpc_exchange_t   *ex;
+
+    ex = ngx_rpc_exchange_create(call->ctx->request, call->upstream, 1, 0);
+    if (ex == NULL) {
+        return NGX_ERROR;
+    }
+
+    ll = &ex->body;
+
+    if (ngx_rpc_exchange_add(ex, call, &ll) != NGX_OK) {
+        ngx_rpc_exchange_fail(ex);
+        return NGX_ERROR;
+    }
+
+    return ngx_rpc_exchange_start(ex, ll);
 }
 
 
@@ -486,6 +586,30 @@ ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
     ngx_uint_t           i;
     ngx_rpc_ctx_t       *ctx;
     ngx_rpc_call_t      *call;
+
+    if (ex->refused) {
+        ngx_rpc_single_remember(ex->conf);
+
+        for (i = 0; i < ex->nsent; i++) {
+            call = ex->calls[i];
+
+            if (call == NULL) {
+                continue;
+            }
+
+            ex->calls[i] = NULL;
+            ex->live--;
+            ngx_rpc_exchange_unref(call);
+
+            if (ngx_rpc_single_send(call) != NGX_OK) {
+                call->error = NGX_RPC_UPSTREAM_UNAVAILABLE;
+
+                if (--call->ctx->pending == 0) {
+                    ngx_rpc_handler_post(call->ctx);
+                }
+            }
+        }
+    }
 
     ngx_rpc_cache_update(ex);
 

@@ -631,6 +631,16 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
 
     batch = ex->batch;
 
+    /* an upstream that does not take batches answers with one value */
+
+    if (batch && p->top != NGX_RPC_ARRAY) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "rpc: upstream refused a batch, its %ui calls are "
+                      "sent one by one", ex->nsent);
+        ex->refused = 1;
+        return;
+    }
+
     if (p->top != (batch ? NGX_RPC_ARRAY : NGX_RPC_OBJECT)) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "rpc: upstream reply to a %s is not %s",

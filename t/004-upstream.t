@@ -88,14 +88,6 @@ rpc: upstream reply is not valid JSON
 --- error_log
 rpc: upstream reply to a single call is not an object
 
-=== TEST 9: a batch answered with a single error object
---- request
-[{"jsonrpc":"2.0","method":"test_single","id":1},{"jsonrpc":"2.0","method":"sum","id":2}]
---- response_body
-[{"jsonrpc":"2.0","error":{"code":-32005,"message":"Upstream reply is not a valid response"},"id":1},{"jsonrpc":"2.0","error":{"code":-32005,"message":"Upstream reply is not a valid response"},"id":2}]
---- error_log
-rpc: upstream reply to a batch is not an array
-
 === TEST 10: a missing id is that call's error only
 --- request
 [{"jsonrpc":"2.0","method":"sum","params":[1],"id":1},{"jsonrpc":"2.0","method":"test_drop_id","id":2},{"jsonrpc":"2.0","method":"sum","params":[3],"id":3}]

@@ -239,6 +239,11 @@ location /deadline {
     rpc_upstream_batch 10 window=400ms;
     rpc_timeout 1000ms;
 }
+location /fallback {
+    rpc_pass other;
+    rpc_upstream_batch 10 window=0;
+    access_log $SERVROOT/logs/batch.log batch;
+}
 EOF
 
 # ten clients at once: one upstream request of ten calls
@@ -307,3 +312,21 @@ is($r[0][1], '{"jsonrpc":"2.0","error":{"code":-32001,"message":"Upstream timed 
    'the call past its deadline gets the timeout error');
 is($r[1][1], sum_answer(5), 'the call still in time gets its result from the same batch');
 like(error_log_text(), qr/calls not answered within rpc_timeout 1000/, 'timeout logged');
+
+# --- an upstream that refuses batches gets the calls one by one
+
+$n = upstream_requests('UPSTREAM2');
+is(rpc(batch_of('{"jsonrpc":"2.0","method":"test_single","id":1}', sum_call(2)),
+       path => '/fallback'),
+   batch_of('{"jsonrpc":"2.0","id":1,"result":"single"}', sum_answer(2)),
+   'a batch answered with one error object is sent again call by call');
+is(upstream_requests('UPSTREAM2') - $n, 3, 'the batch, then two single calls');
+like(error_log_text(), qr/\[warn\].*rpc: upstream refused a batch, its 2 calls are sent one by one/,
+     'the refusal is logged');
+is(last_batch_log(), '1,1', '$rpc_upstream_batch: they went alone');
+
+$n = upstream_requests('UPSTREAM2');
+is(rpc(batch_of(map { sum_call($_) } 1 .. 3), path => '/fallback'),
+   batch_of(map { sum_answer($_) } 1 .. 3), 'the next batch is answered');
+is(upstream_requests('UPSTREAM2') - $n, 3,
+   'the upstream is remembered: its calls go one by one from the start');
