@@ -115,6 +115,7 @@ typedef struct {
 typedef struct {
     ngx_array_t                 *patterns;
     ngx_http_upstream_conf_t    *upstream;
+    ngx_uint_t                   https;
 } ngx_rpc_route_t;
 
 
@@ -163,6 +164,11 @@ typedef struct {
     ngx_http_upstream_conf_t     upstream;
     ngx_str_t                    uri;
     ngx_str_t                    host;
+    ngx_uint_t                   https;
+    ngx_str_t                    ssl_trusted_certificate;
+#if (NGX_HTTP_SSL)
+    ngx_ssl_t                   *ssl;
+#endif
     ngx_array_t                 *routes;
     ngx_array_t                 *allow;
     ngx_array_t                 *deny;

@@ -541,12 +541,15 @@ static ngx_int_t
 ngx_rpc_exchange_start(ngx_rpc_exchange_t *ex, ngx_chain_t **ll)
 {
     ngx_uint_t       i;
+    ngx_chain_t    **tail;
     ngx_rpc_call_t  *call;
 
     for (i = 0; i < ex->nsent; i++) {
         call = ex->calls[i];
         call->batch_size = ex->nsent;
     }
+
+    tail = ll;
 
     if (ngx_rpc_response_buf(ex->pool, &ll, (u_char *) "}]",
                              ex->batch ? 2 : 1)
@@ -556,6 +559,10 @@ ngx_rpc_exchange_start(ngx_rpc_exchange_t *ex, ngx_chain_t **ll)
         ngx_rpc_exchange_fail(ex);
         return NGX_ERROR;
     }
+
+    /* TLS sends what it has buffered only on a flush */
+
+    (*tail)->buf->flush = 1;
 
     ngx_http_run_posted_requests(ex->request->connection);
 

@@ -20,7 +20,10 @@ static char *ngx_rpc_methods(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_rpc_upstream_batch(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_http_upstream_srv_conf_t *ngx_rpc_upstream_add(ngx_conf_t *cf,
-    ngx_str_t *url, ngx_str_t *uri);
+    ngx_str_t *url, ngx_str_t *uri, ngx_uint_t *https);
+#if (NGX_HTTP_SSL)
+static ngx_int_t ngx_rpc_set_ssl(ngx_conf_t *cf, ngx_rpc_loc_conf_t *rlcf);
+#endif
 
 
 static ngx_conf_bitmask_t  ngx_rpc_next_upstream_masks[] = {
@@ -149,6 +152,31 @@ static ngx_command_t  ngx_rpc_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_rpc_loc_conf_t, upstream.next_upstream_timeout),
       NULL },
+
+#if (NGX_HTTP_SSL)
+
+    { ngx_string("rpc_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, upstream.ssl_verify),
+      NULL },
+
+    { ngx_string("rpc_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, ssl_trusted_certificate),
+      NULL },
+
+    { ngx_string("rpc_ssl_server_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, upstream.ssl_server_name),
+      NULL },
+
+#endif
 
     { ngx_string("rpc_upstream_batch"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
@@ -293,6 +321,10 @@ ngx_rpc_create_loc_conf(ngx_conf_t *cf)
     conf->upstream.read_timeout = NGX_CONF_UNSET_MSEC;
     conf->upstream.next_upstream_timeout = NGX_CONF_UNSET_MSEC;
     conf->upstream.buffer_size = NGX_CONF_UNSET_SIZE;
+#if (NGX_HTTP_SSL)
+    conf->upstream.ssl_verify = NGX_CONF_UNSET;
+    conf->upstream.ssl_server_name = NGX_CONF_UNSET;
+#endif
 
     /* the reply is read in memory by the module itself */
 
@@ -371,7 +403,23 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->upstream.upstream == NULL) {
         conf->upstream.upstream = prev->upstream.upstream;
         conf->uri = prev->uri;
+        conf->https = prev->https;
     }
+
+#if (NGX_HTTP_SSL)
+
+    ngx_conf_merge_value(conf->upstream.ssl_verify,
+                         prev->upstream.ssl_verify, 0);
+    ngx_conf_merge_value(conf->upstream.ssl_server_name,
+                         prev->upstream.ssl_server_name, 1);
+    ngx_conf_merge_str_value(conf->ssl_trusted_certificate,
+                             prev->ssl_trusted_certificate, "");
+
+    if (ngx_rpc_set_ssl(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+#endif
 
     ngx_conf_merge_uint_value(conf->max_batch, prev->max_batch, 100);
     ngx_conf_merge_uint_value(conf->max_depth, prev->max_depth, 32);
@@ -404,6 +452,9 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
             uscf = route[i].upstream->upstream;
             *route[i].upstream = conf->upstream;
             route[i].upstream->upstream = uscf;
+#if (NGX_HTTP_SSL)
+            route[i].upstream->ssl = route[i].https ? conf->ssl : NULL;
+#endif
         }
     }
 
@@ -441,7 +492,7 @@ ngx_rpc_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     rlcf->upstream.upstream = ngx_rpc_upstream_add(cf, &value[1],
-                                                   &rlcf->uri);
+                                                   &rlcf->uri, &rlcf->https);
     if (rlcf->upstream.upstream == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -496,7 +547,8 @@ ngx_rpc_route(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    route->upstream->upstream = ngx_rpc_upstream_add(cf, &value[n], &uri);
+    route->upstream->upstream = ngx_rpc_upstream_add(cf, &value[n], &uri,
+                                                     &route->https);
     if (route->upstream->upstream == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -515,29 +567,38 @@ ngx_rpc_route(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /* NAME, HOST:PORT or http://HOST:PORT/URI, as proxy_pass takes them */
 
 static ngx_http_upstream_srv_conf_t *
-ngx_rpc_upstream_add(ngx_conf_t *cf, ngx_str_t *url, ngx_str_t *uri)
+ngx_rpc_upstream_add(ngx_conf_t *cf, ngx_str_t *url, ngx_str_t *uri,
+    ngx_uint_t *https)
 {
     ngx_url_t                      u;
     ngx_http_upstream_srv_conf_t  *uscf;
 
-    if (url->len > 8
-        && ngx_strncasecmp(url->data, (u_char *) "https://", 8) == 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "https upstreams are not supported yet in \"%V\"",
-                           url);
-        return NULL;
-    }
-
     ngx_memzero(&u, sizeof(ngx_url_t));
 
     u.url = *url;
+    u.default_port = 80;
+    *https = 0;
 
     if (url->len > 7
         && ngx_strncasecmp(url->data, (u_char *) "http://", 7) == 0)
     {
         u.url.data += 7;
         u.url.len -= 7;
+
+    } else if (url->len > 8
+               && ngx_strncasecmp(url->data, (u_char *) "https://", 8) == 0)
+    {
+#if (NGX_HTTP_SSL)
+        u.url.data += 8;
+        u.url.len -= 8;
+        u.default_port = 443;
+        *https = 1;
+#else
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "https upstreams need nginx built with "
+                           "ngx_http_ssl_module");
+        return NULL;
+#endif
     }
 
     u.uri_part = 1;
@@ -653,3 +714,92 @@ ngx_rpc_upstream_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return NGX_CONF_OK;
 }
+
+
+#if (NGX_HTTP_SSL)
+
+/* one TLS client context for the https upstreams of a location */
+
+static ngx_int_t
+ngx_rpc_set_ssl(ngx_conf_t *cf, ngx_rpc_loc_conf_t *rlcf)
+{
+    ngx_str_t            ciphers;
+    ngx_uint_t           i, need;
+    ngx_rpc_route_t     *route;
+    ngx_pool_cleanup_t  *cln;
+
+    need = rlcf->https;
+
+    if (rlcf->routes != NGX_CONF_UNSET_PTR) {
+        route = rlcf->routes->elts;
+
+        for (i = 0; i < rlcf->routes->nelts; i++) {
+            need |= route[i].https;
+        }
+    }
+
+    if (!need) {
+        return NGX_OK;
+    }
+
+    rlcf->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (rlcf->ssl == NULL) {
+        return NGX_ERROR;
+    }
+
+    rlcf->ssl->log = cf->log;
+
+    if (ngx_ssl_create(rlcf->ssl, NGX_CONF_BITMASK_SET|NGX_SSL_TLSv1_2
+                                  |NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(rlcf->ssl);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = rlcf->ssl;
+
+    ngx_str_set(&ciphers, "DEFAULT");
+
+    if (ngx_ssl_ciphers(cf, rlcf->ssl, &ciphers, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (rlcf->upstream.ssl_verify) {
+        if (rlcf->ssl_trusted_certificate.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "no \"rpc_ssl_trusted_certificate\" is "
+                               "defined for \"rpc_ssl_verify\"");
+            return NGX_ERROR;
+        }
+
+        /* a leaf, two intermediates and a root, as providers send */
+
+        if (ngx_ssl_trusted_certificate(cf, rlcf->ssl,
+                                        &rlcf->ssl_trusted_certificate, 4)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    rlcf->upstream.ssl_session_reuse = 1;
+
+    if (ngx_ssl_client_session_cache(cf, rlcf->ssl, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (rlcf->https) {
+        rlcf->upstream.ssl = rlcf->ssl;
+    }
+
+    return NGX_OK;
+}
+
+#endif

@@ -137,6 +137,14 @@ ngx_rpc_upstream_init(ngx_http_request_t *sr)
     u->output.tag = (ngx_buf_tag_t) &ngx_rpc_module;
     u->conf = ex->conf;
 
+#if (NGX_HTTP_SSL)
+    if (u->conf->ssl) {
+        ngx_str_set(&u->schema, "https://");
+        u->ssl = 1;
+        u->ssl_name = u->conf->upstream->host;
+    }
+#endif
+
     u->create_request = ngx_rpc_upstream_create_request;
     u->reinit_request = ngx_rpc_upstream_reinit_request;
     u->process_header = ngx_rpc_upstream_process_status_line;

@@ -163,7 +163,6 @@ my @bad = (
     ['rpc_timeout forever;', qr/"rpc_timeout" directive invalid value/],
     ['rpc_next_upstream sometimes;', qr/invalid value "sometimes"/],
     ['rpc_route only_one;', qr/invalid number of arguments in "rpc_route"/],
-    ['rpc_pass https://127.0.0.1:1;', qr/https upstreams are not supported yet/],
     ['rpc_pass 127.0.0.1:1; rpc_pass 127.0.0.1:2;', qr/"rpc_pass" directive is duplicate/],
     ['rpc_allow_methods a; rpc_allow_methods b;', qr/"rpc_allow_methods" directive is duplicate/],
     ['rpc_pass 127.0.0.1:99999;', qr/invalid port/],
@@ -179,4 +178,17 @@ for my $b (@bad) {
     isnt($rc, 0, "nginx -t fails for: $directive");
     like($out, qr/\[emerg\].*$re.* in \Q$conf\E:6/, "message names file and line: $directive")
         or diag($out);
+}
+
+# found when the location is merged: the line is where its block ends
+{
+    open my $f, '>', $conf or die;
+    print $f "load_module $RPCTest::Module;\nevents {}\nhttp {\n  server {\n"
+           . "    location /rpc {\n      rpc_pass https://127.0.0.1:1;\n"
+           . "      rpc_ssl_verify on;\n    }\n  }\n}\n";
+    close $f;
+    my ($rc, $out) = nginx_test_config($conf);
+    isnt($rc, 0, 'nginx -t fails for rpc_ssl_verify without a CA');
+    like($out, qr/\[emerg\].*no "rpc_ssl_trusted_certificate" is defined for "rpc_ssl_verify" in \Q$conf\E:\d+/,
+         'message names the file') or diag($out);
 }

@@ -4,7 +4,7 @@
 set -e
 
 PKGS="nginx-core nginx-dev libyajl-dev libhiredis-dev build-essential
-      redis-server wrk valgrind curl libtest-base-perl
+      redis-server wrk valgrind curl openssl libtest-base-perl
       libprotocol-websocket-perl libtext-diff-perl"
 
 missing=""
