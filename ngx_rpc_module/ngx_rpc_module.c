@@ -169,6 +169,13 @@ static ngx_command_t  ngx_rpc_commands[] = {
       offsetof(ngx_rpc_loc_conf_t, ssl_trusted_certificate),
       NULL },
 
+    { ngx_string("rpc_ssl_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, upstream.ssl_name),
+      NULL },
+
     { ngx_string("rpc_ssl_server_name"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -324,6 +331,7 @@ ngx_rpc_create_loc_conf(ngx_conf_t *cf)
 #if (NGX_HTTP_SSL)
     conf->upstream.ssl_verify = NGX_CONF_UNSET;
     conf->upstream.ssl_server_name = NGX_CONF_UNSET;
+    conf->upstream.ssl_name = NGX_CONF_UNSET_PTR;
 #endif
 
     /* the reply is read in memory by the module itself */
@@ -414,6 +422,8 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                          prev->upstream.ssl_server_name, 1);
     ngx_conf_merge_str_value(conf->ssl_trusted_certificate,
                              prev->ssl_trusted_certificate, "");
+    ngx_conf_merge_ptr_value(conf->upstream.ssl_name,
+                             prev->upstream.ssl_name, NULL);
 
     if (ngx_rpc_set_ssl(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;

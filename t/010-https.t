@@ -36,6 +36,7 @@ upstream localhost { server 127.0.0.1:\$TLS_PORT; keepalive 4; }
 upstream wronghost { server 127.0.0.1:\$TLS_PORT; }
 upstream untrusted { server 127.0.0.1:\$TLS_PORT; }
 upstream nosni { server 127.0.0.1:\$TLS_PORT; }
+upstream named { server 127.0.0.1:\$TLS_PORT; }
 EOF
 
 my $config = <<"EOF";
@@ -55,6 +56,12 @@ location /wrongca {
     rpc_pass https://untrusted;
     rpc_ssl_verify on;
     rpc_ssl_trusted_certificate $dir/other.crt;
+}
+location /named {
+    rpc_pass https://named;
+    rpc_ssl_name localhost;
+    rpc_ssl_verify on;
+    rpc_ssl_trusted_certificate $dir/good.crt;
 }
 location /wrongname {
     rpc_pass https://wronghost;
@@ -115,6 +122,10 @@ like(error_log_text(), qr/\[error\].*upstream SSL certificate verify error/,
 is(rpc($sum, path => '/wrongname'), $unavailable, 'a certificate for another name: -32000');
 like(error_log_text(), qr/upstream SSL certificate does not match "wronghost"/,
      'the name mismatch is logged');
+
+# rpc_ssl_name: the name checked and sent, whatever the upstream's name
+is(rpc($sum, path => '/named'), $three, 'rpc_ssl_name: verified against the name given');
+is((split / /, (tls_log())[-1])[1], 'localhost', 'and sent as SNI');
 
 # routes: calls of one batch to an http and an https upstream, in order
 is(rpc('[{"jsonrpc":"2.0","method":"test_whoami","id":"a"},' . $sum . ']', path => '/mixed'),
