@@ -15,6 +15,7 @@
 
 
 static void ngx_rpc_upstream_init(ngx_http_request_t *sr);
+static void ngx_rpc_upstream_nodelay(ngx_http_request_t *sr);
 static ngx_int_t ngx_rpc_upstream_create_request(ngx_http_request_t *sr);
 static ngx_int_t ngx_rpc_upstream_reinit_request(ngx_http_request_t *sr);
 static ngx_int_t ngx_rpc_upstream_process_status_line(
@@ -155,6 +156,30 @@ ngx_rpc_upstream_init(ngx_http_request_t *sr)
     u->input_filter_ctx = ex;
 
     ngx_http_upstream_init(sr);
+    ngx_rpc_upstream_nodelay(sr);
+}
+
+
+/*
+ * A batch of many calls is written with several writev() calls: without
+ * TCP_NODELAY its tail would wait for the upstream's delayed ACK.  Set on
+ * a new connection before its request is written, and again on retries.
+ */
+
+static void
+ngx_rpc_upstream_nodelay(ngx_http_request_t *sr)
+{
+    ngx_connection_t          *c;
+    ngx_http_upstream_t       *u;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    u = sr->upstream;
+    c = u ? u->peer.connection : NULL;
+    clcf = ngx_http_get_module_loc_conf(sr, ngx_http_core_module);
+
+    if (c && clcf->tcp_nodelay) {
+        (void) ngx_tcp_nodelay(c);
+    }
 }
 
 
@@ -224,6 +249,8 @@ ngx_rpc_upstream_reinit_request(ngx_http_request_t *sr)
     ex->complete = 0;
 
     sr->upstream->process_header = ngx_rpc_upstream_process_status_line;
+
+    ngx_rpc_upstream_nodelay(sr);
 
     return NGX_OK;
 }
