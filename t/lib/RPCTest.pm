@@ -204,8 +204,9 @@ sub write_config {
     my $level = $o{log_level} // 'info';
     my $sp = port('SERVER_PORT');
 
-    # so that connections from one client spread over the workers
-    my $reuseport = $workers > 1 ? ' reuseport' : '';
+    # so that connections from one client spread over the workers; not in
+    # one process (valgrind): a socket per worker, and only one accepts
+    my $reuseport = $workers > 1 && !$Valgrind ? ' reuseport' : '';
     my $http = expand($o{http_config});
     my $server = expand($o{config});
     my $main = expand($o{main_config});
