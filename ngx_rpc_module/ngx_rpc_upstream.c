@@ -1,10 +1,11 @@
 
 /*
  * Upstream exchange: one HTTP/1.1 POST to an upstream {} group, run by
- * nginx's upstream machinery (keepalive, next_upstream, timeouts) in a
- * background in-memory subrequest of the exchange's own request.  The reply body is parsed as it is read
- * and kept in the buffers it arrived in; its results go to the client as
- * slices.  Every failure ends as per-call errors, never an nginx error page.
+ * nginx's upstream machinery (keepalive, next_upstream, timeouts, TLS) in
+ * a background in-memory subrequest of the exchange's own request.  The
+ * reply body is parsed as it is read and kept in the buffers it arrived in;
+ * its results go to the clients as slices.  Every failure ends as per-call
+ * errors, never an nginx error page.
  */
 
 

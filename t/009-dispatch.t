@@ -12,6 +12,7 @@ use RPCTest;
 my $http = <<'EOF';
 upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 8; }
 upstream other { server 127.0.0.1:$UPSTREAM2_PORT; keepalive 8; }
+upstream flaky { server 127.0.0.1:$UPSTREAM2_PORT; server 127.0.0.1:$UPSTREAM_PORT backup; }
 log_format batch '$rpc_upstream_batch';
 EOF
 
@@ -239,6 +240,11 @@ location /deadline {
     rpc_upstream_batch 10 window=400ms;
     rpc_timeout 1000ms;
 }
+location /retry {
+    rpc_pass flaky;
+    rpc_upstream_batch 10 window=100ms;
+    rpc_next_upstream error timeout non_idempotent;
+}
 location /fallback {
     rpc_pass other;
     rpc_upstream_batch 10 window=0;
@@ -302,6 +308,19 @@ $n = upstream_requests();
              [sum_call(4), at => 0.1]);
 is($r[1][1], sum_answer(4), 'a client that hung up mid-flight: the other is answered');
 is(upstream_requests() - $n, 1, 'they were in one upstream request');
+
+# hung up, then its batch is sent again to the next server: the bytes of
+# its call were copied when it left (valgrind checks they are not read
+# from the client's freed memory; the upstream would reject garbage)
+my $slept = upstream_calls('test_sleep') + upstream_calls('test_sleep', 'UPSTREAM2');
+@r = clients(['{"jsonrpc":"2.0","method":"test_sleep","params":[300],"id":1}',
+              path => '/retry', hang_up => 0.25],
+             ['{"jsonrpc":"2.0","method":"test_fail_on","params":["UPSTREAM2","reset"],"id":2}',
+              path => '/retry', at => 0.02]);
+is($r[1][1], '{"jsonrpc":"2.0","id":2,"result":"UPSTREAM"}',
+   'after a reset the batch is sent to the next server and answered');
+is(upstream_calls('test_sleep') + upstream_calls('test_sleep', 'UPSTREAM2') - $slept, 2,
+   'with the call of the client that left, copied');
 
 # --- every call keeps its own deadline in a shared upstream batch
 
