@@ -334,6 +334,7 @@ ngx_int_t ngx_rpc_dispatcher_send(ngx_rpc_ctx_t *ctx);
 void ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex);
 void ngx_rpc_dispatcher_cancel(ngx_rpc_ctx_t *ctx, ngx_int_t code);
 void ngx_rpc_dispatcher_release(ngx_rpc_ctx_t *ctx);
+void ngx_rpc_dispatcher_exit(void);
 
 /* ngx_rpc_upstream.c */
 ngx_int_t ngx_rpc_upstream_start(ngx_rpc_exchange_t *ex);

@@ -18,6 +18,9 @@
 #define NGX_RPC_SINGLE_TIME  60000
 #define NGX_RPC_SINGLE_MAX   64
 
+/* pools of ended exchanges kept for new ones: malloc and brk churn less */
+#define NGX_RPC_POOLS_MAX    64
+
 
 typedef struct {
     ngx_http_upstream_srv_conf_t  *upstream;
@@ -42,6 +45,7 @@ static void ngx_rpc_exchange_fail(ngx_rpc_exchange_t *ex);
 static void ngx_rpc_exchange_detach(ngx_rpc_call_t *call);
 static void ngx_rpc_exchange_unref(ngx_rpc_call_t *call);
 static void ngx_rpc_exchange_free(ngx_event_t *ev);
+static ngx_pool_t *ngx_rpc_pool_get(ngx_log_t *log);
 static u_char *ngx_rpc_exchange_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
 
@@ -49,6 +53,8 @@ static u_char *ngx_rpc_exchange_log_error(ngx_log_t *log, u_char *buf,
 static ngx_queue_t       ngx_rpc_batchers;
 static ngx_rpc_single_t  ngx_rpc_singles[NGX_RPC_SINGLE_MAX];
 static ngx_uint_t        ngx_rpc_nsingles;
+static ngx_pool_t       *ngx_rpc_pools[NGX_RPC_POOLS_MAX];
+static ngx_uint_t        ngx_rpc_npools;
 
 
 /* the calls of ctx marked to send go to their batchers or exchanges */
@@ -357,7 +363,7 @@ ngx_rpc_exchange_create(ngx_http_request_t *cr,
     ngx_http_log_ctx_t         *lctx;
     ngx_http_core_main_conf_t  *cmcf;
 
-    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, cr->connection->log);
+    pool = ngx_rpc_pool_get(cr->connection->log);
     if (pool == NULL) {
         return NULL;
     }
@@ -785,11 +791,63 @@ ngx_rpc_exchange_unref(ngx_rpc_call_t *call)
 static void
 ngx_rpc_exchange_free(ngx_event_t *ev)
 {
-    ngx_rpc_exchange_t  *ex;
+    ngx_pool_t           *pool;
+    ngx_pool_cleanup_t   *cln;
+    ngx_rpc_exchange_t   *ex;
 
     ex = ev->data;
+    pool = ex->pool;
 
-    ngx_destroy_pool(ex->pool);
+    /* a pool that grew past its first block is not kept */
+
+    if (ngx_rpc_npools == NGX_RPC_POOLS_MAX || pool->d.next) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    for (cln = pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler) {
+            cln->handler(cln->data);
+        }
+    }
+
+    pool->cleanup = NULL;
+    pool->log = ngx_cycle->log;
+
+    ngx_reset_pool(pool);
+
+    ngx_rpc_pools[ngx_rpc_npools++] = pool;
+}
+
+
+static ngx_pool_t *
+ngx_rpc_pool_get(ngx_log_t *log)
+{
+    ngx_pool_t  *pool;
+
+    if (ngx_rpc_npools) {
+        return ngx_rpc_pools[--ngx_rpc_npools];
+    }
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    /* a page-sized upstream buffer (rpc_buffer_size) fits in a block */
+
+    pool->max = NGX_DEFAULT_POOL_SIZE - sizeof(ngx_pool_t);
+
+    return pool;
+}
+
+
+void
+ngx_rpc_dispatcher_exit(void)
+{
+    while (ngx_rpc_npools) {
+        ngx_destroy_pool(ngx_rpc_pools[--ngx_rpc_npools]);
+    }
 }
 
 

@@ -292,6 +292,8 @@ ngx_rpc_exit_process(ngx_cycle_t *cycle)
     if (rmcf && rmcf->redis) {
         ngx_rpc_redis_close(rmcf->redis);
     }
+
+    ngx_rpc_dispatcher_exit();
 }
 
 

@@ -356,10 +356,12 @@ ngx_rpc_upstream_process_header(ngx_http_request_t *sr)
             }
 
             /*
-             * the length stays unknown to nginx: it would make the
-             * in-memory subrequest output check it against
-             * subrequest_output_buffer_size, and the reply is ours to read
+             * the reply is ours to read: nginx sees an empty body, or its
+             * in-memory output would check the length against
+             * subrequest_output_buffer_size, and allocate that much
              */
+
+            sr->upstream->headers_in.content_length_n = 0;
 
             return NGX_OK;
         }

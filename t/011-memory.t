@@ -80,6 +80,7 @@ is($bad, 0, "$clients clients x " . (3 + $rounds) . ' rounds: every client that 
 
 SKIP: {
     skip 'RSS under valgrind is valgrind\'s', 1 if $Valgrind;
+    skip 'ASan keeps freed memory in quarantine', 1 if $RPCTest::Asan;
     note("worker RSS: ${warm} kB warm, ${after} kB after $rounds more rounds");
     cmp_ok($after - $warm, '<', 2048,
            "worker RSS flat: $warm kB -> $after kB over $rounds rounds of $clients clients");
