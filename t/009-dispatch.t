@@ -31,6 +31,10 @@ location /one {
     rpc_pass backend;
     rpc_upstream_batch 1;
 }
+location /routes {
+    rpc_pass backend;
+    rpc_route test_sleep_routed other;
+}
 EOF
 
 sub rpc {
@@ -116,6 +120,16 @@ is(rpc(batch_of(map {
    'four sleeping calls in four upstream requests');
 my $took = time - $t0;
 ok($took < 1.5, sprintf('in parallel: %.2fs, not 2s', $took));
+
+# calls of one batch routed to two upstreams go out in parallel too
+$t0 = time;
+is(rpc(batch_of('{"jsonrpc":"2.0","method":"test_sleep","params":[800],"id":1}',
+                '{"jsonrpc":"2.0","method":"test_sleep_routed","params":[800],"id":2}'),
+       path => '/routes'),
+   batch_of(map { qq({"jsonrpc":"2.0","id":$_,"result":"slept"}) } 1, 2),
+   'two routes, answered in request order');
+$took = time - $t0;
+ok($took < 1.3, sprintf('routes in parallel: %.2fs, not 1.6s', $took));
 
 # a failure of one part fails only its calls
 is(rpc(batch_of(sum_call(1), '{"jsonrpc":"2.0","method":"test_http500","id":2}',

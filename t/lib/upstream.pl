@@ -181,7 +181,7 @@ sub call {
     return result($id, read_state()) if $m eq 'test_conns';
     return result($id, "$name:$seq") if $m eq 'test_seq';
     return result($id, 'x' x $a[0]) if $m eq 'test_big';
-    if ($m eq 'test_sleep') { usleep(($a[0] // 100) * 1000); return result($id, 'slept') }
+    if ($m =~ /^test_sleep/) { usleep(($a[0] // 100) * 1000); return result($id, 'slept') }
     return error($id, -32000, 'upstream says no') if $m eq 'test_error';
     if ($m eq 'test_fail_on') {
         return result($id, $name) if $a[0] ne $name;
