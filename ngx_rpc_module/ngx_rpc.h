@@ -278,6 +278,7 @@ struct ngx_rpc_call_s {
 
 struct ngx_rpc_ctx_s {
     ngx_http_request_t          *request;
+    ngx_pool_t                  *pool;
     ngx_rpc_parser_t             parser;
     ngx_array_t                  calls;
     ngx_uint_t                   pending;
@@ -296,7 +297,7 @@ struct ngx_rpc_ctx_s {
 
 /* ngx_rpc_parse.c */
 ngx_int_t ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool,
-    ngx_log_t *log, ngx_uint_t max_depth, ngx_uint_t max_msgs);
+    ngx_log_t *log, ngx_uint_t max_depth, ngx_uint_t max_msgs, ngx_uint_t n);
 ngx_int_t ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len);
 ngx_int_t ngx_rpc_parse_finish(ngx_rpc_parser_t *p);
 ngx_int_t ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_pool_t *pool,
@@ -335,6 +336,8 @@ void ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex);
 void ngx_rpc_dispatcher_cancel(ngx_rpc_ctx_t *ctx, ngx_int_t code);
 void ngx_rpc_dispatcher_release(ngx_rpc_ctx_t *ctx);
 void ngx_rpc_dispatcher_exit(void);
+ngx_pool_t *ngx_rpc_pool_get(ngx_log_t *log);
+void ngx_rpc_pool_free(void *data);
 
 /* ngx_rpc_upstream.c */
 ngx_int_t ngx_rpc_upstream_start(ngx_rpc_exchange_t *ex);

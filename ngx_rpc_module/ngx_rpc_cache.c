@@ -116,7 +116,7 @@ ngx_rpc_cache_lookup(ngx_rpc_call_t *call)
         return NGX_DECLINED;
     }
 
-    rc = ngx_rpc_cache_get(rlcf->cache->data, call, r->pool);
+    rc = ngx_rpc_cache_get(rlcf->cache->data, call, call->ctx->pool);
 
     if (rc == NGX_OK) {
         call->cache_status = NGX_RPC_CACHE_HIT;
@@ -172,7 +172,7 @@ ngx_rpc_cache_key(ngx_rpc_call_t *call)
           + (msg->member[NGX_RPC_M_PARAMS].range.end
              - msg->member[NGX_RPC_M_PARAMS].range.start);
 
-    p = ngx_pnalloc(call->ctx->request->pool, len);
+    p = ngx_pnalloc(call->ctx->pool, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -414,7 +414,7 @@ ngx_rpc_cache_redis_handler(void *data, redisReply **reply)
         && reply[1]->type == REDIS_REPLY_INTEGER && reply[1]->integer > 0)
     {
         value.len = reply[0]->len;
-        value.data = ngx_pnalloc(ctx->request->pool, value.len);
+        value.data = ngx_pnalloc(ctx->pool, value.len);
 
         if (value.data) {
             ngx_memcpy(value.data, reply[0]->str, value.len);
@@ -578,7 +578,7 @@ ngx_rpc_cache_land(ngx_rpc_call_t *call, ngx_rpc_parser_t *p, ngx_int_t code)
             }
 
             w->answer.len = v->range.end - v->range.start;
-            w->answer.data = ngx_pnalloc(w->ctx->request->pool,
+            w->answer.data = ngx_pnalloc(w->ctx->pool,
                                          w->answer.len);
 
             if (w->answer.data == NULL) {

@@ -18,8 +18,25 @@
 #define NGX_RPC_SINGLE_TIME  60000
 #define NGX_RPC_SINGLE_MAX   64
 
-/* pools of ended exchanges kept for new ones: malloc and brk churn less */
+/* pools kept for reuse, and the most blocks a kept pool may have */
 #define NGX_RPC_POOLS_MAX    64
+#define NGX_RPC_POOL_BLOCKS  4
+
+/* under ASan or valgrind every pool is freed: they see any use after it */
+
+#if (defined __SANITIZE_ADDRESS__)
+#define ngx_rpc_pool_keep()  0
+
+#elif (defined __has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define ngx_rpc_pool_keep()  (!RUNNING_ON_VALGRIND)
+#endif
+#endif
+
+#ifndef ngx_rpc_pool_keep
+#define ngx_rpc_pool_keep()  1
+#endif
 
 
 typedef struct {
@@ -45,7 +62,6 @@ static void ngx_rpc_exchange_fail(ngx_rpc_exchange_t *ex);
 static void ngx_rpc_exchange_detach(ngx_rpc_call_t *call);
 static void ngx_rpc_exchange_unref(ngx_rpc_call_t *call);
 static void ngx_rpc_exchange_free(ngx_event_t *ev);
-static ngx_pool_t *ngx_rpc_pool_get(ngx_log_t *log);
 static u_char *ngx_rpc_exchange_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
 
@@ -791,16 +807,64 @@ ngx_rpc_exchange_unref(ngx_rpc_call_t *call)
 static void
 ngx_rpc_exchange_free(ngx_event_t *ev)
 {
-    ngx_pool_t           *pool;
-    ngx_pool_cleanup_t   *cln;
-    ngx_rpc_exchange_t   *ex;
+    ngx_rpc_exchange_t  *ex;
 
     ex = ev->data;
-    pool = ex->pool;
 
-    /* a pool that grew past its first block is not kept */
+    ngx_rpc_pool_free(ex->pool);
+}
 
-    if (ngx_rpc_npools == NGX_RPC_POOLS_MAX || pool->d.next) {
+
+/*
+ * Pools of ended exchanges and client messages are kept for new ones, as a
+ * malloc()ed pool each time costs more than the rest of a small exchange.
+ */
+
+ngx_pool_t *
+ngx_rpc_pool_get(ngx_log_t *log)
+{
+    ngx_pool_t  *pool;
+
+    if (ngx_rpc_npools) {
+        pool = ngx_rpc_pools[--ngx_rpc_npools];
+        pool->log = log;
+        return pool;
+    }
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    /* a page-sized upstream buffer (rpc_buffer_size) fits in a block */
+
+    pool->max = NGX_DEFAULT_POOL_SIZE - sizeof(ngx_pool_t);
+
+    return pool;
+}
+
+
+/* also a pool cleanup handler */
+
+void
+ngx_rpc_pool_free(void *data)
+{
+    ngx_pool_t          *pool = data;
+    ngx_uint_t           n;
+    ngx_pool_t          *p;
+    ngx_pool_cleanup_t  *cln;
+
+    /* a pool that a large message made grow is not kept */
+
+    n = 0;
+
+    for (p = pool; p && n <= NGX_RPC_POOL_BLOCKS; p = p->d.next) {
+        n++;
+    }
+
+    if (ngx_rpc_npools == NGX_RPC_POOLS_MAX || n > NGX_RPC_POOL_BLOCKS
+        || !ngx_rpc_pool_keep())
+    {
         ngx_destroy_pool(pool);
         return;
     }
@@ -817,28 +881,6 @@ ngx_rpc_exchange_free(ngx_event_t *ev)
     ngx_reset_pool(pool);
 
     ngx_rpc_pools[ngx_rpc_npools++] = pool;
-}
-
-
-static ngx_pool_t *
-ngx_rpc_pool_get(ngx_log_t *log)
-{
-    ngx_pool_t  *pool;
-
-    if (ngx_rpc_npools) {
-        return ngx_rpc_pools[--ngx_rpc_npools];
-    }
-
-    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, log);
-    if (pool == NULL) {
-        return NULL;
-    }
-
-    /* a page-sized upstream buffer (rpc_buffer_size) fits in a block */
-
-    pool->max = NGX_DEFAULT_POOL_SIZE - sizeof(ngx_pool_t);
-
-    return pool;
 }
 
 

@@ -29,8 +29,10 @@ ngx_int_t
 ngx_rpc_handler(ngx_http_request_t *r)
 {
     ngx_int_t            rc;
+    ngx_pool_t          *pool;
     ngx_rpc_ctx_t       *ctx;
     ngx_table_elt_t     *h;
+    ngx_pool_cleanup_t  *cln;
     ngx_rpc_loc_conf_t  *rlcf;
 
     if (!(r->method & NGX_HTTP_POST)) {
@@ -73,16 +75,32 @@ ngx_rpc_handler(ngx_http_request_t *r)
                                       NGX_RPC_BODY_TOO_LARGE);
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_rpc_ctx_t));
+    /* the message's own things go to a pool kept for reuse */
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    pool = ngx_rpc_pool_get(r->connection->log);
+    if (pool == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_rpc_pool_free;
+    cln->data = pool;
+
+    ctx = ngx_pcalloc(pool, sizeof(ngx_rpc_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->request = r;
+    ctx->pool = pool;
     ngx_http_set_ctx(r, ctx, ngx_rpc_module);
 
-    if (ngx_rpc_parse_init(&ctx->parser, r->pool, r->connection->log,
-                           rlcf->max_depth, rlcf->max_batch)
+    if (ngx_rpc_parse_init(&ctx->parser, pool, r->connection->log,
+                           rlcf->max_depth, rlcf->max_batch, 4)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -255,7 +273,7 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
     p = &ctx->parser;
     rlcf = ngx_http_get_module_loc_conf(r, ngx_rpc_module);
 
-    if (ngx_array_init(&ctx->calls, r->pool, ngx_max(p->msgs.nelts, 1),
+    if (ngx_array_init(&ctx->calls, ctx->pool, ngx_max(p->msgs.nelts, 1),
                        sizeof(ngx_rpc_call_t))
         != NGX_OK)
     {

@@ -60,7 +60,7 @@ static ngx_str_t  ngx_rpc_members[] = {
 
 ngx_int_t
 ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool, ngx_log_t *log,
-    ngx_uint_t max_depth, ngx_uint_t max_msgs)
+    ngx_uint_t max_depth, ngx_uint_t max_msgs, ngx_uint_t n)
 {
     yajl_handle          yajl;
     ngx_pool_cleanup_t  *cln;
@@ -91,7 +91,7 @@ ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool, ngx_log_t *log,
     p->key = NGX_RPC_M_N;
 
     if (ngx_array_init(&p->segs, pool, 2, sizeof(ngx_rpc_seg_t)) != NGX_OK
-        || ngx_array_init(&p->msgs, pool, 4, sizeof(ngx_rpc_msg_t))
+        || ngx_array_init(&p->msgs, pool, n, sizeof(ngx_rpc_msg_t))
            != NGX_OK)
     {
         return NGX_ERROR;

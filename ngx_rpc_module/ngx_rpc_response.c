@@ -114,7 +114,7 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
 
     r = ctx->request;
 
-    ctx->codes.data = ngx_pnalloc(r->pool,
+    ctx->codes.data = ngx_pnalloc(ctx->pool,
                                   (ctx->calls.nelts + 1) * NGX_RPC_CODE_LEN);
     if (ctx->codes.data == NULL) {
         return NGX_ERROR;
@@ -172,7 +172,7 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
     }
 
     if ((open || ctx->batch)
-        && ngx_rpc_response_buf(r->pool, &ll,
+        && ngx_rpc_response_buf(ctx->pool, &ll,
                                 (u_char *) (open ? "}]" : "]"),
                                 open + ctx->batch)
            != NGX_OK)
@@ -209,7 +209,7 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
 
     id = &call->msg->member[NGX_RPC_M_ID].range;
 
-    p = ngx_pnalloc(ctx->request->pool,
+    p = ngx_pnalloc(ctx->pool,
                     sep->len + (id->end - id->start)
                     + sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"result\":"));
     if (p == NULL) {
@@ -246,16 +246,16 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
 
     *open = 1;
 
-    if (ngx_rpc_response_buf(ctx->request->pool, ll, p, last - p) != NGX_OK) {
+    if (ngx_rpc_response_buf(ctx->pool, ll, p, last - p) != NGX_OK) {
         return NGX_ERROR;
     }
 
     if (range == NULL) {
-        return ngx_rpc_response_buf(ctx->request->pool, ll, call->answer.data,
+        return ngx_rpc_response_buf(ctx->pool, ll, call->answer.data,
                                     call->answer.len);
     }
 
-    return ngx_rpc_parse_slice(&call->exchange->reply, ctx->request->pool,
+    return ngx_rpc_parse_slice(&call->exchange->reply, ctx->pool,
                                range, ll);
 }
 
@@ -277,7 +277,7 @@ ngx_rpc_response_error_obj(ngx_rpc_ctx_t *ctx, ngx_int_t code,
                             "\"message\":\"\"},\"id\":null}")
           + NGX_INT_T_LEN + ngx_strlen(s) + (id ? id->end - id->start : 0);
 
-    p = ngx_pnalloc(ctx->request->pool, len);
+    p = ngx_pnalloc(ctx->pool, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -289,7 +289,7 @@ ngx_rpc_response_error_obj(ngx_rpc_ctx_t *ctx, ngx_int_t code,
     last = ngx_rpc_response_id(ctx, msg, last);
     *last++ = '}';
 
-    return ngx_rpc_response_buf(ctx->request->pool, ll, p, last - p);
+    return ngx_rpc_response_buf(ctx->pool, ll, p, last - p);
 }
 
 
@@ -351,6 +351,7 @@ ngx_rpc_response_error(ngx_http_request_t *r, ngx_uint_t status,
         }
 
         ctx->request = r;
+        ctx->pool = r->pool;
         ngx_http_set_ctx(r, ctx, ngx_rpc_module);
     }
 

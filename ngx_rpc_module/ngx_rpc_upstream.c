@@ -410,8 +410,11 @@ ngx_rpc_upstream_filter_init(void *data)
 
     u = ex->sr->upstream;
 
+    /* the reply has as many messages as calls, when all goes well */
+
     if (ngx_rpc_parse_init(&ex->reply, ex->sr->pool, ex->sr->connection->log,
-                           NGX_RPC_REPLY_MAX_DEPTH, ex->ncalls + 64)
+                           NGX_RPC_REPLY_MAX_DEPTH, ex->ncalls + 64,
+                           ngx_max(ex->ncalls, 1))
         != NGX_OK)
     {
         return NGX_ERROR;
