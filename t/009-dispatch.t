@@ -162,6 +162,11 @@ location /rpc {
     rpc_pass backend;
     rpc_max_pending 2;
 }
+location /deadline {
+    rpc_pass backend;
+    rpc_max_pending 2;
+    rpc_timeout 300ms;
+}
 EOF
 
 my $dir = servroot();
@@ -202,6 +207,28 @@ for (1 .. 3) {
 sleep 0.6;
 is(rpc(batch_of(sum_call(1), sum_call(2))), batch_of(sum_answer(1), sum_answer(2)),
    'room given back by clients that went away');
+
+# calls past their deadline and clients that hang up give their room back
+# at once, while the upstream still works on their calls (test_sleep_long:
+# the tests below count test_sleep calls)
+sub sleepers {
+    return batch_of(map {
+        qq({"jsonrpc":"2.0","method":"test_sleep_long","params":[3000],"id":$_})
+    } 1 .. 2);
+}
+$t0 = time;
+is(rpc(sleepers(), path => '/deadline'),
+   batch_of(map { '{"jsonrpc":"2.0","error":{"code":-32001,'
+                  . qq("message":"Upstream timed out"},"id":$_}) } 1 .. 2),
+   'two calls past their 300ms deadline');
+is(rpc(batch_of(sum_call(1), sum_call(2)), path => '/deadline'),
+   batch_of(sum_answer(1), sum_answer(2)), 'their room is free at once');
+ok(time - $t0 < 1.5, sprintf('%.2fs: long before the upstream is done', time - $t0));
+$t0 = time;
+http_post(sleepers(), path => '/deadline', hang_up => 0.1);
+is(rpc(batch_of(sum_call(1), sum_call(2)), path => '/deadline'),
+   batch_of(sum_answer(1), sum_answer(2)), 'a client hung up: its room is free at once');
+ok(time - $t0 < 1.5, sprintf('%.2fs: long before the upstream is done', time - $t0));
 
 # --- calls of different clients coalesced into upstream batches
 
