@@ -262,7 +262,9 @@ sub clients {
     } 0 .. $#jobs;
 }
 
-start_nginx(http_config => $http, config => <<'EOF') or BAIL_OUT('nginx');
+start_nginx(http_config => $http
+            . "upstream shape { server 127.0.0.1:\$UPSTREAM_PORT; }\n",
+            config => <<'EOF') or BAIL_OUT('nginx');
 location /rpc {
     rpc_pass backend;
     rpc_upstream_batch 10 window=300ms;
@@ -290,6 +292,10 @@ location /fallback {
     rpc_pass other;
     rpc_upstream_batch 10 window=0;
     access_log $SERVROOT/logs/batch.log batch;
+}
+location /shape {
+    rpc_pass shape;
+    rpc_upstream_batch 10 window=0;
 }
 EOF
 
@@ -390,3 +396,12 @@ is(rpc(batch_of(map { sum_call($_) } 1 .. 3), path => '/fallback'),
    batch_of(map { sum_answer($_) } 1 .. 3), 'the next batch is answered');
 is(upstream_requests('UPSTREAM2') - $n, 3,
    'the upstream is remembered: its calls go one by one from the start');
+
+# a batch answered with a JSON value that is neither an array nor an object
+$n = upstream_requests();
+is(rpc(batch_of('{"jsonrpc":"2.0","method":"test_shape","id":1}', sum_call(2)),
+       path => '/shape'),
+   batch_of('{"jsonrpc":"2.0","error":{"code":-32005,"message":'
+            . '"Upstream reply is not a valid response"},"id":1}', sum_answer(2)),
+   'a batch answered with a string: sent again call by call');
+is(upstream_requests() - $n, 3, 'the batch, then two single calls');
