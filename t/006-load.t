@@ -10,7 +10,7 @@ use POSIX ();
 start_nginx(
     workers => 2,
     http_config => 'upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 8; }',
-    config => 'location /rpc { rpc_pass backend; rpc_timeout 300ms; rpc_max_batch 20; }')
+    config => 'location /rpc { rpc_pass backend; rpc_timeout 1s; rpc_max_batch 20; }')
     or BAIL_OUT("nginx did not start");
 
 my $err = sub { qq({"jsonrpc":"2.0","error":{"code":$_[0],"message":"$_[1]"},"id":$_[2]}) };
@@ -30,7 +30,7 @@ my @mix = (
      $err->(-32002, 'Upstream closed connection before reply was complete', '$n')],
     ['{"jsonrpc":"2.0","method":"test_garbage","id":$n}',
      $err->(-32004, 'Upstream reply is not valid JSON', '$n')],
-    ['{"jsonrpc":"2.0","method":"test_sleep","params":[1000],"id":$n}',
+    ['{"jsonrpc":"2.0","method":"test_sleep","params":[2500],"id":$n}',
      $err->(-32001, 'Upstream timed out', '$n')],
     ['[' . join(',', ('{"jsonrpc":"2.0","method":"sum","id":1}') x 21) . ']',
      $err->(-32007, 'Batch too large', 'null')],
