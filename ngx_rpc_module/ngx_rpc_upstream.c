@@ -640,6 +640,7 @@ ngx_rpc_upstream_error(ngx_rpc_exchange_t *ex)
 static void
 ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
 {
+    ngx_int_t          num;
     ngx_log_t         *log;
     ngx_uint_t         i, batch, result, error;
     ngx_rpc_msg_t     *msg;
@@ -695,9 +696,23 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
 
     for (i = 0; i < p->msgs.nelts; i++) {
 
-        if (msg[i].type != NGX_RPC_OBJECT || msg[i].num < 0
-            || (ngx_uint_t) msg[i].num >= ex->nsent
-            || (ex->calls[msg[i].num] && ex->calls[msg[i].num]->notification))
+        num = msg[i].num;
+
+        /*
+         * an error with a null id answers a single call: the upstream
+         * could not read its id (ganache does so for unknown methods)
+         */
+
+        if (!batch && num < 0
+            && msg[i].member[NGX_RPC_M_ID].type == NGX_RPC_NULL
+            && msg[i].member[NGX_RPC_M_ERROR].type == NGX_RPC_OBJECT)
+        {
+            num = 0;
+        }
+
+        if (msg[i].type != NGX_RPC_OBJECT || num < 0
+            || (ngx_uint_t) num >= ex->nsent
+            || (ex->calls[num] && ex->calls[num]->notification))
         {
             ngx_log_error(NGX_LOG_WARN, log, 0,
                           "rpc: upstream reply has a response with an "
@@ -705,7 +720,7 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
             continue;
         }
 
-        c = ex->calls[msg[i].num];
+        c = ex->calls[num];
 
         if (c == NULL) {
             /* the call timed out or its client went away */
@@ -715,7 +730,7 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
         if (c->reply || c->error) {
             ngx_log_error(NGX_LOG_WARN, log, 0,
                           "rpc: upstream reply has id %i more than once",
-                          msg[i].num);
+                          num);
             continue;
         }
 
@@ -725,7 +740,7 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
         if (result == error || msg[i].duplicate || !msg[i].version_ok) {
             ngx_log_error(NGX_LOG_ERR, log, 0,
                           "rpc: upstream response for id %i is not a valid "
-                          "JSON-RPC 2.0 response", msg[i].num);
+                          "JSON-RPC 2.0 response", num);
             c->error = NGX_RPC_UPSTREAM_BAD_SHAPE;
             continue;
         }

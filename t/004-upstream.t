@@ -88,6 +88,20 @@ rpc: upstream reply is not valid JSON
 --- error_log
 rpc: upstream reply to a single call is not an object
 
+=== TEST 9: an error with a null id answers a single call
+--- request
+{"jsonrpc":"2.0","method":"test_null_id","id":"x"}
+--- response_body
+{"jsonrpc":"2.0","id":"x","error":{"code":-32700,"message":"cannot read it"}}
+
+=== TEST 9b: in a batch, it answers no call
+--- request
+[{"jsonrpc":"2.0","method":"test_null_id","id":1},{"jsonrpc":"2.0","method":"sum","params":[2],"id":2}]
+--- response_body
+[{"jsonrpc":"2.0","error":{"code":-32006,"message":"Upstream reply has no response for call"},"id":1},{"jsonrpc":"2.0","id":2,"result":2}]
+--- error_log
+rpc: upstream reply has a response with an unknown id at position 0
+
 === TEST 10: a missing id is that call's error only
 --- request
 [{"jsonrpc":"2.0","method":"sum","params":[1],"id":1},{"jsonrpc":"2.0","method":"test_drop_id","id":2},{"jsonrpc":"2.0","method":"sum","params":[3],"id":3}]

@@ -13,19 +13,33 @@ for p in $PKGS; do
         || missing="$missing $p"
 done
 
-[ -z "$missing" ] && exit 0
+# Node.js runs the real clients and node of t/012 (any recent Node.js will do)
+command -v node > /dev/null || missing="$missing nodejs"
+command -v npm > /dev/null || missing="$missing npm"
 
-if [ "$(id -u)" != 0 ]; then
-    echo "missing packages:$missing (run as root, or install them)" >&2
-    exit 1
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing packages:$missing (run as root, or install them)" >&2
+        exit 1
+    fi
+
+    echo "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # the packaged nginx service is not ours: keep it from starting on install
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    apt-get install -y -qq --no-install-recommends $missing > /tmp/ngx-rpc-apt.log \
+        || { tail -30 /tmp/ngx-rpc-apt.log; rm -f /usr/sbin/policy-rc.d; exit 1; }
+    rm -f /usr/sbin/policy-rc.d
 fi
 
-echo "installing:$missing"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# the packaged nginx service is not ours: keep it from starting on install
-printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-chmod +x /usr/sbin/policy-rc.d
-apt-get install -y -qq --no-install-recommends $missing > /tmp/ngx-rpc-apt.log \
-    || { tail -30 /tmp/ngx-rpc-apt.log; rm -f /usr/sbin/policy-rc.d; exit 1; }
-rm -f /usr/sbin/policy-rc.d
+# ethers and ganache from the npm registry, at the versions of the lock file
+js="$(dirname "$0")/js"
+if [ ! -f "$js/node_modules/.package-lock.json" ] \
+   || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]
+then
+    echo "installing: npm packages of t/js"
+    npm ci --prefix "$js" --no-audit --no-fund > /tmp/ngx-rpc-npm.log 2>&1 \
+        || { tail -30 /tmp/ngx-rpc-npm.log; exit 1; }
+fi

@@ -183,6 +183,7 @@ sub call {
     return result($id, 'x' x $a[0]) if $m eq 'test_big';
     if ($m =~ /^test_sleep/) { usleep(($a[0] // 100) * 1000); return result($id, 'slept') }
     return error($id, -32000, 'upstream says no') if $m eq 'test_error';
+    return error(undef, -32700, 'cannot read it') if $m eq 'test_null_id';
     if ($m eq 'test_fail_on') {
         return result($id, $name) if $a[0] ne $name;
         $$mode{$a[1]} = 1;
