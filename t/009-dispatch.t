@@ -263,7 +263,8 @@ sub clients {
 }
 
 start_nginx(http_config => $http
-            . "upstream shape { server 127.0.0.1:\$UPSTREAM_PORT; }\n",
+            . "upstream shape { server 127.0.0.1:\$UPSTREAM_PORT; }\n"
+            . "rpc_cache_zone calls:1m;\n",
             config => <<'EOF') or BAIL_OUT('nginx');
 location /rpc {
     rpc_pass backend;
@@ -297,6 +298,12 @@ location /shape {
     rpc_pass shape;
     rpc_upstream_batch 10 window=0;
 }
+location /cached {
+    rpc_pass backend;
+    rpc_upstream_batch 10 window=300ms;
+    rpc_cache calls;
+    rpc_cache_valid sum 1m;
+}
 EOF
 
 # ten clients at once: one upstream request of ten calls
@@ -310,6 +317,21 @@ is(upstream_requests() - $n, 1, 'ten clients: one upstream request');
     my @l = split /\n/, RPCTest::slurp(servroot() . '/logs/batch.log');
     is_deeply([@l[-10 .. -1]], [('10') x 10], '$rpc_upstream_batch 10 for each');
 }
+
+# with the cache: identical calls in flight are collapsed, the rest are
+# coalesced, and then all are hits
+$n = upstream_requests();
+my $sums = upstream_calls('sum');
+my @jobs = map { [sum_call($_), path => '/cached'] } 1, 1, 1, 2, 3, 4;
+@r = clients(@jobs);
+is_deeply([map { $_->[1] } @r], [map { sum_answer($_) } 1, 1, 1, 2, 3, 4],
+          'cached location: six clients answered');
+is(upstream_requests() - $n, 1, 'in one upstream request');
+is(upstream_calls('sum') - $sums, 4, 'of four calls: the three identical ones collapsed');
+@r = clients(@jobs);
+is_deeply([map { $_->[1] } @r], [map { sum_answer($_) } 1, 1, 1, 2, 3, 4],
+          'again: answered from the cache');
+is(upstream_requests() - $n, 1, 'no upstream request');
 
 # a batch and single calls of other clients travel together, in order
 $n = upstream_requests();
