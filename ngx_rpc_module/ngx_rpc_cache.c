@@ -191,7 +191,7 @@ ngx_rpc_cache_key(ngx_rpc_call_t *call)
 
     call->key.data = p;
     call->key.len = last - p;
-    call->hash = ngx_crc32_long(p, call->key.len);
+    call->hash = ngx_murmur_hash2(p, call->key.len);
 
     return NGX_OK;
 }
