@@ -1,7 +1,8 @@
-# Real clients against a real node: ethers, the most used Ethereum client
-# library, talks to ganache, an Ethereum node, through the gateway with
-# upstream batches on.  Every answer must equal the one the node gives
-# ethers directly; single calls of many clients travel in upstream batches.
+# Real clients against real servers, through the gateway with upstream
+# batches on.  ethers, the most used Ethereum client library, talks to
+# ganache, an Ethereum node; jayson, a plain JSON-RPC 2.0 library, is client
+# and server.  Every answer must equal the one the client gets directly;
+# single calls of many clients travel in upstream batches.
 use strict;
 use warnings;
 use Test::More;
@@ -13,21 +14,27 @@ my $js = "$RPCTest::Root/t/js";
 -d "$js/node_modules/ethers" && -d "$js/node_modules/ganache"
     or BAIL_OUT("t/js/node_modules is missing: run 'make deps'");
 
-# the node, stopped by PID at the end
-my $node_port = port('GANACHE_PORT');
-my $node = open(my $from_node, '-|', 'node', "$js/ganache.js", $node_port)
-    or BAIL_OUT("node: $!");
-{
-    local $SIG{ALRM} = sub { BAIL_OUT('ganache did not start') };
+# a node process that prints "ready" once it listens; stopped at the end
+my @servers;
+sub serve {
+    my (@args) = @_;
+    my $pid = open(my $out, '-|', 'node', @args) or BAIL_OUT("node: $!");
+    push @servers, [$pid, $out];
+    local $SIG{ALRM} = sub { BAIL_OUT("@args did not start") };
     alarm 60;
-    my $line = <$from_node> // '';
+    my $line = <$out> // '';
     alarm 0;
-    $line =~ /^ready/ or BAIL_OUT('ganache did not start');
+    $line =~ /^ready/ or BAIL_OUT("@args did not start");
 }
-END { if ($node) { kill 'TERM', $node; close $from_node } }
+END { for (@servers) { kill 'TERM', $_->[0]; close $_->[1] } }
+
+my $node_port = port('GANACHE_PORT');
+serve("$js/ganache.js", $node_port);
+serve("$js/jayson.js", 'server', port('JAYSON_PORT'));
 
 start_nginx(http_config => <<'EOF', config => <<'EOF') or BAIL_OUT('nginx');
 upstream ganache { server 127.0.0.1:$GANACHE_PORT; keepalive 8; }
+upstream jayson { server 127.0.0.1:$JAYSON_PORT; keepalive 8; }
 log_format batch '$rpc_method $rpc_upstream_batch';
 EOF
 location /rpc {
@@ -35,6 +42,10 @@ location /rpc {
     rpc_upstream_batch 16 window=2ms;
     rpc_deny_methods personal_*;
     access_log $SERVROOT/logs/batch.log batch;
+}
+location /plain {
+    rpc_pass jayson;
+    rpc_upstream_batch 8 window=1ms;
 }
 EOF
 
@@ -61,4 +72,19 @@ my $max = 0;
 $max = $_ > $max ? $_ : $max for @sizes;
 ok($max > 4, "single calls of many clients shared upstream batches (up to $max)");
 
-RPCTest::check_error_log(0, 'ethers');
+# jayson, a plain JSON-RPC 2.0 library, as client and as server: calls
+# with positional and named params, the server's own errors, notifications
+# and a batch mixing them, through the gateway and directly
+my $plain = 'http://127.0.0.1:' . port('SERVER_PORT') . '/plain';
+$out = `timeout 120 node $js/jayson.js client $plain http://127.0.0.1:@{[port('JAYSON_PORT')]}/`;
+is($?, 0, 'the jayson script ran') or BAIL_OUT("jayson.js failed: $out");
+$r = decode_json($out);
+is($r->{gateway}{notified}{result}, 2, 'jayson: the gateway delivered both notifications');
+is($r->{direct}{notified}{result}, 4, 'and so did the direct calls after them');
+delete $_->{notified} for $r->{gateway}, $r->{direct};
+is_deeply($r->{gateway}, $r->{direct}, 'jayson: every answer as the server gives it')
+    or diag(explain($r));
+is_deeply($r->{gateway}{error}, { error => { code => 4711, message => 'no luck', data => [1] } },
+          'the server\'s own error, data and all');
+
+RPCTest::check_error_log(0, 'ethers and jayson');
