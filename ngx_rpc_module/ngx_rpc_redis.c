@@ -38,6 +38,8 @@ static ngx_rpc_redis_cmd_t *ngx_rpc_redis_cmd(ngx_rpc_redis_t *rd,
     ngx_str_t *argv, ngx_uint_t argc, ngx_uint_t flags);
 static ngx_int_t ngx_rpc_redis_connect(ngx_rpc_redis_t *rd);
 static void ngx_rpc_redis_setup(ngx_rpc_redis_t *rd);
+static ngx_int_t ngx_rpc_redis_setup_cmd(ngx_rpc_redis_t *rd,
+    ngx_str_t *argv);
 static void ngx_rpc_redis_setup_handler(void *data, redisReply **reply);
 static void ngx_rpc_redis_write_handler(ngx_event_t *wev);
 static void ngx_rpc_redis_read_handler(ngx_event_t *rev);
@@ -275,42 +277,50 @@ ngx_rpc_redis_connect(ngx_rpc_redis_t *rd)
 static void
 ngx_rpc_redis_setup(ngx_rpc_redis_t *rd)
 {
-    u_char                buf[NGX_INT_T_LEN];
-    ngx_str_t             argv[2];
-    ngx_rpc_redis_cmd_t  *cmd;
+    u_char     buf[NGX_INT_T_LEN];
+    ngx_str_t  argv[2];
 
     if (rd->db) {
         ngx_str_set(&argv[0], "SELECT");
         argv[1].data = buf;
         argv[1].len = ngx_sprintf(buf, "%i", rd->db) - buf;
 
-        cmd = ngx_rpc_redis_cmd(rd, argv, 2, 0);
-        if (cmd == NULL) {
+        if (ngx_rpc_redis_setup_cmd(rd, argv) != NGX_OK) {
             return;
         }
-
-        ngx_queue_remove(&cmd->queue);
-        ngx_queue_insert_head(&rd->cmds, &cmd->queue);
-        cmd->handler = ngx_rpc_redis_setup_handler;
-        cmd->data = rd;
     }
 
     if (rd->password.len) {
         ngx_str_set(&argv[0], "AUTH");
         argv[1] = rd->password;
 
-        cmd = ngx_rpc_redis_cmd(rd, argv, 2, 0);
-        if (cmd == NULL) {
+        if (ngx_rpc_redis_setup_cmd(rd, argv) != NGX_OK) {
             return;
         }
-
-        ngx_queue_remove(&cmd->queue);
-        ngx_queue_insert_head(&rd->cmds, &cmd->queue);
-        cmd->handler = ngx_rpc_redis_setup_handler;
-        cmd->data = rd;
     }
 
     rd->connecting = 0;
+}
+
+
+/* a setup command goes to the head of the queue */
+
+static ngx_int_t
+ngx_rpc_redis_setup_cmd(ngx_rpc_redis_t *rd, ngx_str_t *argv)
+{
+    ngx_rpc_redis_cmd_t  *cmd;
+
+    cmd = ngx_rpc_redis_cmd(rd, argv, 2, 0);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_queue_remove(&cmd->queue);
+    ngx_queue_insert_head(&rd->cmds, &cmd->queue);
+    cmd->handler = ngx_rpc_redis_setup_handler;
+    cmd->data = rd;
+
+    return NGX_OK;
 }
 
 
