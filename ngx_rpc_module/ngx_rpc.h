@@ -292,6 +292,7 @@ struct ngx_rpc_ctx_s {
     unsigned                     batch:1;
     unsigned                     responded:1;
     unsigned                     too_large:1;
+    unsigned                     copy_body:1;
 };
 
 

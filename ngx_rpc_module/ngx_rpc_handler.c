@@ -1,6 +1,6 @@
 
 /*
- * Request handling: read the body into the parser buffer by buffer, apply
+ * Request handling: parse the body as it arrives, apply
  * policy, hand the calls to upstream exchanges, answer when all are done.
  */
 
@@ -8,15 +8,11 @@
 #include "ngx_rpc.h"
 
 
-#define NGX_RPC_FILE_CHUNK  16384
-
-
 /* calls of this worker not answered yet, for rpc_max_pending */
 static ngx_uint_t  ngx_rpc_held_calls;
 
 
 static void ngx_rpc_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_rpc_feed_file(ngx_rpc_ctx_t *ctx, ngx_buf_t *b);
 static ngx_int_t ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx);
 static void ngx_rpc_finish(ngx_rpc_ctx_t *ctx);
 static void ngx_rpc_release(ngx_rpc_ctx_t *ctx);
@@ -28,12 +24,13 @@ static void ngx_rpc_cleanup(void *data);
 ngx_int_t
 ngx_rpc_handler(ngx_http_request_t *r)
 {
-    ngx_int_t            rc;
-    ngx_pool_t          *pool;
-    ngx_rpc_ctx_t       *ctx;
-    ngx_table_elt_t     *h;
-    ngx_pool_cleanup_t  *cln;
-    ngx_rpc_loc_conf_t  *rlcf;
+    ngx_int_t                  rc;
+    ngx_pool_t                *pool;
+    ngx_rpc_ctx_t             *ctx;
+    ngx_table_elt_t           *h;
+    ngx_pool_cleanup_t        *cln;
+    ngx_rpc_loc_conf_t        *rlcf;
+    ngx_http_core_loc_conf_t  *clcf;
 
     if (!(r->method & NGX_HTTP_POST)) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -106,6 +103,19 @@ ngx_rpc_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /*
+     * The body is parsed as it arrives, where nginx read it.  A body that
+     * may not fit in client_body_buffer_size goes to a temp file, and the
+     * buffer is reused: its bytes are copied before they are parsed.
+     */
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    ctx->copy_body = (r->headers_in.content_length_n < 0
+                      || r->headers_in.content_length_n
+                         > (off_t) clcf->client_body_buffer_size
+                      || r->request_body_in_file_only);
+
     rc = ngx_http_read_client_request_body(r, ngx_rpc_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -117,40 +127,72 @@ ngx_rpc_handler(ngx_http_request_t *r)
 
 
 /*
- * A body over the limit whose length was not announced (chunked): read on
- * but drop its bytes, so that the body handler can answer with a JSON-RPC
- * error; returning 413 here would make nginx answer with its own page.
+ * Each piece of the body is parsed as it arrives.  Once the body is known
+ * to be bad (not JSON, too deep, too large a batch) or over the limit of a
+ * chunked body, its bytes are dropped: nothing more is kept or written to
+ * a temp file, and the body handler answers with a JSON-RPC error once the
+ * body is read (answering here would make nginx send its own page).
  */
 
 ngx_int_t
 ngx_rpc_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
+    u_char              *p;
+    size_t               size;
+    ngx_buf_t           *b;
     ngx_chain_t         *cl;
     ngx_rpc_ctx_t       *ctx;
     ngx_rpc_loc_conf_t  *rlcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_rpc_module);
-    rlcf = ngx_http_get_module_loc_conf(r, ngx_rpc_module);
 
-    if (ctx == NULL || rlcf->max_body_size == 0) {
+    if (ctx == NULL) {
         return ngx_rpc_next_request_body_filter(r, in);
     }
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_rpc_module);
 
     for (cl = in; cl; cl = cl->next) {
         ctx->body_size += ngx_buf_size(cl->buf);
     }
 
-    if (ctx->body_size > rlcf->max_body_size) {
+    if (rlcf->max_body_size && ctx->body_size > rlcf->max_body_size
+        && !ctx->too_large)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "client intended to send too large chunked body: "
+                      "%O bytes", ctx->body_size);
+        ctx->too_large = 1;
+    }
 
-        if (!ctx->too_large) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "client intended to send too large chunked body: "
-                          "%O bytes", ctx->body_size);
-            ctx->too_large = 1;
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+        size = b->last - b->pos;
+
+        if (ctx->too_large || ctx->parser.error) {
+            b->pos = b->last;
+            continue;
         }
 
-        for (cl = in; cl; cl = cl->next) {
-            cl->buf->pos = cl->buf->last;
+        if (size == 0) {
+            continue;
+        }
+
+        p = b->pos;
+
+        if (ctx->copy_body) {
+            p = ngx_pnalloc(ctx->pool, size);
+            if (p == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_memcpy(p, b->pos, size);
+        }
+
+        if (ngx_rpc_parse_feed(&ctx->parser, p, size) != NGX_OK
+            && ctx->parser.error == NGX_ERROR)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
 
@@ -161,9 +203,6 @@ ngx_rpc_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 static void
 ngx_rpc_body_handler(ngx_http_request_t *r)
 {
-    ngx_int_t       rc;
-    ngx_buf_t      *b;
-    ngx_chain_t    *cl;
     ngx_rpc_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_rpc_module);
@@ -176,23 +215,7 @@ ngx_rpc_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    rc = NGX_OK;
-
-    for (cl = r->request_body ? r->request_body->bufs : NULL;
-         cl && rc == NGX_OK;
-         cl = cl->next)
-    {
-        b = cl->buf;
-
-        if (b->in_file) {
-            rc = ngx_rpc_feed_file(ctx, b);
-
-        } else {
-            rc = ngx_rpc_parse_feed(&ctx->parser, b->pos, b->last - b->pos);
-        }
-    }
-
-    if (rc == NGX_OK) {
+    if (!ctx->parser.error) {
         (void) ngx_rpc_parse_finish(&ctx->parser);
     }
 
@@ -215,46 +238,6 @@ ngx_rpc_body_handler(ngx_http_request_t *r)
 
 
 /* a body nginx spilled to a temp file is read in chunks the parser keeps */
-
-static ngx_int_t
-ngx_rpc_feed_file(ngx_rpc_ctx_t *ctx, ngx_buf_t *b)
-{
-    off_t                off;
-    size_t               size;
-    u_char              *p;
-    ssize_t              n;
-    ngx_http_request_t  *r;
-
-    r = ctx->request;
-
-    for (off = b->file_pos; off < b->file_last; off += n) {
-
-        size = ngx_min(b->file_last - off, NGX_RPC_FILE_CHUNK);
-
-        p = ngx_pnalloc(r->pool, size);
-        if (p == NULL) {
-            ctx->parser.error = NGX_ERROR;
-            return NGX_ERROR;
-        }
-
-        n = ngx_read_file(b->file, p, size, off);
-
-        if (n == NGX_ERROR || n == 0) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "rpc: cannot read request body from \"%V\"",
-                          &b->file->name);
-            ctx->parser.error = NGX_ERROR;
-            return NGX_ERROR;
-        }
-
-        if (ngx_rpc_parse_feed(&ctx->parser, p, n) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
 
 static ngx_int_t
 ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)

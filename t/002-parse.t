@@ -3,6 +3,8 @@
 use strict;
 use warnings;
 use Test::More;
+use IO::Socket::INET;
+use Time::HiRes qw(sleep);
 use lib 't/lib';
 use RPCTest;
 
@@ -108,7 +110,8 @@ for my $k (1 .. length($broken) - 1) {
 }
 ok(!@fail, "invalid body split at every byte: -32700") or diag(join "\n", @fail);
 
-# --- bodies nginx writes to a temp file are read from it in chunks
+# --- bodies nginx writes to a temp file are parsed, from copies, as they
+# arrive
 
 my $big = '[' . join(',', map {
     qq({"jsonrpc":"2.0","method":"test_echo","params":[") . ('p' x 500)
@@ -125,6 +128,30 @@ like(error_log_text($from), qr/a client request body is buffered to a temporary 
 $res = http_post($big, path => '/small', chunk_size => 1000);
 $got = eval { JSON::PP->new->decode($res->{body}) } || [];
 is(scalar @$got, 90, "chunked temp-file body: 90 answers");
+
+# --- a bad body is known bad before its end: the parse error is logged
+# while the client still sends, and the rest is dropped, not kept
+{
+    my $len = 300000;
+    my $head = '[{"jsonrpc":"2.0",}';
+    $from = length error_log_text();
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => port('SERVER_PORT'))
+        or die "connect: $!";
+    syswrite($s, "POST /small HTTP/1.1\r\nHost: localhost\r\n"
+                 . "Connection: close\r\nContent-Length: $len\r\n\r\n$head");
+    my $seen = 0;
+    for (1 .. 100) {
+        last if $seen = error_log_text($from) =~ /rpc: invalid JSON/;
+        sleep 0.05;
+    }
+    ok($seen, 'a bad body: the parse error is logged before the body ends');
+    syswrite($s, 'x' x ($len - length $head));
+    my $raw = '';
+    1 while sysread($s, $raw, 65536, length $raw);
+    close $s;
+    like($raw, qr/\r\n\r\n\Q$parse_error\E$/, 'and answered -32700 once it has');
+}
 
 # --- empty and whitespace bodies
 
