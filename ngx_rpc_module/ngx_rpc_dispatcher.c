@@ -48,6 +48,7 @@ typedef struct {
 static ngx_uint_t ngx_rpc_single_only(ngx_http_upstream_conf_t *conf);
 static void ngx_rpc_single_remember(ngx_http_upstream_conf_t *conf);
 static ngx_int_t ngx_rpc_single_send(ngx_rpc_call_t *call);
+static void ngx_rpc_call_unsent(ngx_rpc_call_t *call);
 static ngx_rpc_batcher_t *ngx_rpc_batcher(ngx_http_request_t *r,
     ngx_http_upstream_conf_t *conf);
 static void ngx_rpc_batcher_flush(ngx_event_t *ev);
@@ -242,6 +243,19 @@ ngx_rpc_single_send(ngx_rpc_call_t *call)
 }
 
 
+/* a call that could not go upstream is answered with that */
+
+static void
+ngx_rpc_call_unsent(ngx_rpc_call_t *call)
+{
+    call->error = NGX_RPC_UPSTREAM_UNAVAILABLE;
+
+    if (--call->ctx->pending == 0) {
+        ngx_rpc_handler_post(call->ctx);
+    }
+}
+
+
 static ngx_rpc_batcher_t *
 ngx_rpc_batcher(ngx_http_request_t *r, ngx_http_upstream_conf_t *conf)
 {
@@ -345,11 +359,7 @@ ngx_rpc_batcher_send(ngx_rpc_batcher_t *b, ngx_uint_t n)
         }
 
         if (ex == NULL) {
-            call->error = NGX_RPC_UPSTREAM_UNAVAILABLE;
-
-            if (--call->ctx->pending == 0) {
-                ngx_rpc_handler_post(call->ctx);
-            }
+            ngx_rpc_call_unsent(call);
         }
     }
 
@@ -631,11 +641,7 @@ ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
             ngx_rpc_exchange_unref(call);
 
             if (ngx_rpc_single_send(call) != NGX_OK) {
-                call->error = NGX_RPC_UPSTREAM_UNAVAILABLE;
-
-                if (--call->ctx->pending == 0) {
-                    ngx_rpc_handler_post(call->ctx);
-                }
+                ngx_rpc_call_unsent(call);
             }
         }
     }

@@ -1,7 +1,7 @@
 
 /*
- * Request handling: parse the body as it arrives, apply
- * policy, hand the calls to upstream exchanges, answer when all are done.
+ * Request handling: parse the body as it arrives, apply policy, hand the
+ * calls to the dispatcher, answer when all are done.
  */
 
 
@@ -236,8 +236,6 @@ ngx_rpc_body_handler(ngx_http_request_t *r)
     }
 }
 
-
-/* a body nginx spilled to a temp file is read in chunks the parser keeps */
 
 static ngx_int_t
 ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
