@@ -34,6 +34,13 @@
 #define NGX_RPC_UPSTREAM_TOO_LARGE      -32009
 #define NGX_RPC_OVERLOADED              -32010
 
+/* an upstream error object without an integer code, in $rpc_error_code */
+#define NGX_RPC_CODE_NONE               NGX_MAX_INT_T_VALUE
+
+
+/* nesting limit for values the gateway reads: replies, Redis values */
+#define NGX_RPC_VALUE_MAX_DEPTH         1024
+
 
 /* JSON value types */
 #define NGX_RPC_NONE                    0
@@ -79,6 +86,7 @@ typedef struct {
     unsigned                     version_ok:1;
     unsigned                     duplicate:1;
     unsigned                     code_key:1;
+    unsigned                     code_ok:1;
 } ngx_rpc_msg_t;
 
 
@@ -197,6 +205,9 @@ typedef struct ngx_rpc_call_s  ngx_rpc_call_t;
  * upstream.  It lives in a pool of its own and runs as a subrequest of a
  * request of its own, on a connection without a socket, so that it outlives
  * any client; calls[] is indexed by gateway id, NULL once a call has left.
+ * Each call answered from it holds a reference (refs), as its answer is a
+ * slice of reply; the pool is freed by a posted event once the exchange is
+ * done and refs is 0.
  */
 typedef struct {
     ngx_pool_t                  *pool;
@@ -241,14 +252,38 @@ typedef struct {
 } ngx_rpc_batcher_t;
 
 
-typedef struct ngx_rpc_flight_s  ngx_rpc_flight_t;
+/*
+ * A cacheable call on its way upstream (the leader) and the identical calls
+ * of this worker that wait for its answer.  Heap memory: it outlives any
+ * message; freed when it lands or when its last call leaves.
+ */
+typedef struct {
+    ngx_str_node_t               sn;
+    ngx_rpc_call_t              *leader;
+    ngx_queue_t                  waiters;
+} ngx_rpc_flight_t;
 
 
 /*
- * A call is answered by an upstream reply, by an error, or by bytes of its
- * own (a cache hit or a collapsed call's share): answer, an error object
- * when answer_code is set.
+ * Lifetimes, and who may touch what:
+ *
+ * A call lives in its message's ctx->calls and ends with it.  It is answered
+ * exactly once, by ngx_rpc_call_done() (ngx_rpc_call.c; later calls do
+ * nothing), which alone sets its outcome code, takes it out of ctx->pending and of this worker's held
+ * calls, and posts ctx->wake when the last pending call of the message is
+ * done.  Before that call, whoever answers may leave the answer's bytes:
+ * reply (a response in its exchange's reply, kept alive by its reference
+ * on the exchange), or answer (bytes in ctx->pool: a cache hit, a Redis
+ * value, a collapsed call's share; an error object when answer_error).
+ *
+ * While waiting, a call is in exactly one of: a Redis lookup (lookup), a
+ * flight it waits on (flight, not leader), a batcher queue (batcher), an
+ * exchange (exchange, slot); send marks one that is to go upstream at the
+ * next ngx_rpc_dispatcher_send().  A call that leads a flight (flight with
+ * flight->leader == call) waits in a batcher or an exchange as well.
+ * ngx_rpc_call_cancel() takes a call out of all of them.
  */
+
 struct ngx_rpc_call_s {
     ngx_rpc_ctx_t               *ctx;
     ngx_rpc_msg_t               *msg;
@@ -272,9 +307,22 @@ struct ngx_rpc_call_s {
     ngx_int_t                    error;
     unsigned                     notification:1;
     unsigned                     send:1;
+    unsigned                     waiting:1;
+    unsigned                     held:1;
+    unsigned                     done:1;
+    unsigned                     answer_error:1;
+    unsigned                     answer_code_ok:1;
     unsigned                     cache_status:3;
 };
 
+
+/*
+ * One client message and its calls.  ctx and everything of the message
+ * live in ctx->pool, a pool of its own freed by a cleanup of the client
+ * request's pool; ngx_rpc_cleanup(), a cleanup added after it (so it runs
+ * first), cancels every call still waiting and only then deletes a posted
+ * wake: nothing can post it again once responded is set.
+ */
 
 struct ngx_rpc_ctx_s {
     ngx_http_request_t          *request;
@@ -283,7 +331,6 @@ struct ngx_rpc_ctx_s {
     ngx_array_t                  calls;
     ngx_uint_t                   pending;
     ngx_uint_t                   lookups;
-    ngx_uint_t                   held;
     ngx_event_t                  timer;
     ngx_event_t                  wake;
     ngx_int_t                    error;
@@ -293,6 +340,7 @@ struct ngx_rpc_ctx_s {
     unsigned                     responded:1;
     unsigned                     too_large:1;
     unsigned                     copy_body:1;
+    unsigned                     read_body:1;
 };
 
 
@@ -317,10 +365,23 @@ ngx_int_t ngx_rpc_policy_match(ngx_array_t *patterns, ngx_str_t *name);
 /* ngx_rpc_cache.c */
 ngx_int_t ngx_rpc_cache_lookup(ngx_rpc_call_t *call);
 void ngx_rpc_cache_update(ngx_rpc_exchange_t *ex);
-void ngx_rpc_cache_cancel(ngx_rpc_ctx_t *ctx, ngx_int_t code);
 char *ngx_rpc_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_rpc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_rpc_cache_valid(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/* ngx_rpc_flight.c */
+ngx_int_t ngx_rpc_flight_join(ngx_rpc_call_t *call);
+void ngx_rpc_flight_land(ngx_rpc_call_t *call, ngx_rpc_parser_t *p,
+    ngx_int_t code);
+void ngx_rpc_flight_leave(ngx_rpc_call_t *call);
+
+/* ngx_rpc_call.c */
+void ngx_rpc_call_wait(ngx_rpc_call_t *call);
+void ngx_rpc_call_done(ngx_rpc_call_t *call, ngx_int_t code);
+void ngx_rpc_call_cancel(ngx_rpc_call_t *call, ngx_int_t code);
+void ngx_rpc_call_cancel_all(ngx_rpc_ctx_t *ctx, ngx_int_t code);
+ngx_int_t ngx_rpc_call_hold(ngx_rpc_call_t *call, ngx_uint_t max);
+void ngx_rpc_ctx_wake(ngx_rpc_ctx_t *ctx);
 
 /* ngx_rpc_redis.c */
 ngx_rpc_redis_cmd_t *ngx_rpc_redis_get(ngx_rpc_redis_t *rd, ngx_str_t *key,
@@ -334,7 +395,7 @@ char *ngx_rpc_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 /* ngx_rpc_dispatcher.c */
 ngx_int_t ngx_rpc_dispatcher_send(ngx_rpc_ctx_t *ctx);
 void ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex);
-void ngx_rpc_dispatcher_cancel(ngx_rpc_ctx_t *ctx, ngx_int_t code);
+void ngx_rpc_dispatcher_cancel(ngx_rpc_call_t *call);
 void ngx_rpc_dispatcher_release(ngx_rpc_ctx_t *ctx);
 void ngx_rpc_dispatcher_exit(void);
 ngx_pool_t *ngx_rpc_pool_get(ngx_log_t *log);
@@ -356,7 +417,6 @@ u_char *ngx_rpc_error_message(ngx_int_t code);
 
 /* ngx_rpc_handler.c */
 ngx_int_t ngx_rpc_handler(ngx_http_request_t *r);
-void ngx_rpc_handler_post(ngx_rpc_ctx_t *ctx);
 ngx_int_t ngx_rpc_request_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 void ngx_rpc_handler_wake(ngx_http_request_t *r);

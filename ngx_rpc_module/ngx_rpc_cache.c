@@ -1,8 +1,8 @@
 
 /*
  * Response cache: a shared-memory zone (slab, rbtree by key hash, LRU
- * queue) all workers read, Redis behind it when configured, and, per
- * worker, the calls in flight that identical calls wait for.
+ * queue) all workers read, and Redis behind it when configured.  A miss
+ * joins the calls in flight (ngx_rpc_flight.c).
  */
 
 
@@ -33,14 +33,6 @@ typedef struct {
 } ngx_rpc_cache_t;
 
 
-/* a cacheable call on its way upstream and the identical calls it serves */
-struct ngx_rpc_flight_s {
-    ngx_str_node_t               sn;
-    ngx_rpc_call_t              *leader;
-    ngx_queue_t                  waiters;
-};
-
-
 static ngx_int_t ngx_rpc_cache_key(ngx_rpc_call_t *call);
 static u_char *ngx_rpc_cache_squeeze(u_char *p, u_char *last);
 static ngx_int_t ngx_rpc_cache_get(ngx_rpc_cache_t *cache,
@@ -52,18 +44,12 @@ static ngx_rpc_cache_node_t *ngx_rpc_cache_find(ngx_rpc_cache_t *cache,
 static void ngx_rpc_cache_delete(ngx_rpc_cache_t *cache,
     ngx_rpc_cache_node_t *cn);
 static void ngx_rpc_cache_redis_handler(void *data, redisReply **reply);
-static ngx_int_t ngx_rpc_cache_join(ngx_rpc_call_t *call);
-static void ngx_rpc_cache_land(ngx_rpc_call_t *call, ngx_rpc_parser_t *p,
-    ngx_int_t code);
-static void ngx_rpc_cache_hand_over(ngx_rpc_call_t *call);
+static ngx_int_t ngx_rpc_cache_redis_value(ngx_rpc_call_t *call,
+    redisReply *reply);
 static void ngx_rpc_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_int_t ngx_rpc_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-
-
-static ngx_rbtree_t       ngx_rpc_flights;
-static ngx_rbtree_node_t  ngx_rpc_flights_sentinel;
 
 
 /*
@@ -137,12 +123,11 @@ ngx_rpc_cache_lookup(ngx_rpc_call_t *call)
                                          ngx_rpc_cache_redis_handler, call);
         if (call->lookup) {
             ctx->lookups++;
-            ctx->pending++;
             return NGX_AGAIN;
         }
     }
 
-    return ngx_rpc_cache_join(call);
+    return ngx_rpc_flight_join(call);
 }
 
 
@@ -393,96 +378,99 @@ ngx_rpc_cache_delete(ngx_rpc_cache_t *cache, ngx_rpc_cache_node_t *cn)
 }
 
 
-/* GET and PTTL answered: a hit fills the zone for what is left of its TTL */
+/*
+ * GET and PTTL answered: a hit fills the zone for what is left of its TTL.
+ * A value is used only when it is one JSON value within max_entry, as
+ * anything may be in a Redis that other hosts write to.
+ */
 
 static void
 ngx_rpc_cache_redis_handler(void *data, redisReply **reply)
 {
     ngx_rpc_call_t  *call = data;
 
-    ngx_str_t            value;
     ngx_rpc_ctx_t       *ctx;
     ngx_rpc_loc_conf_t  *rlcf;
 
     ctx = call->ctx;
     call->lookup = NULL;
     ctx->lookups--;
-    ctx->pending--;
 
     if (reply
         && reply[0]->type == REDIS_REPLY_STRING && reply[0]->len > 0
-        && reply[1]->type == REDIS_REPLY_INTEGER && reply[1]->integer > 0)
+        && reply[1]->type == REDIS_REPLY_INTEGER && reply[1]->integer > 0
+        && ngx_rpc_cache_redis_value(call, reply[0]) == NGX_OK)
     {
-        value.len = reply[0]->len;
-        value.data = ngx_pnalloc(ctx->pool, value.len);
+        rlcf = ngx_http_get_module_loc_conf(ctx->request, ngx_rpc_module);
+        ngx_rpc_cache_put(rlcf->cache->data, call, &call->answer,
+                          ngx_min((ngx_msec_t) reply[1]->integer,
+                                  call->valid));
 
-        if (value.data) {
-            ngx_memcpy(value.data, reply[0]->str, value.len);
+        call->cache_status = NGX_RPC_CACHE_REDIS;
+        ngx_rpc_call_done(call, 0);
 
-            rlcf = ngx_http_get_module_loc_conf(ctx->request, ngx_rpc_module);
-            ngx_rpc_cache_put(rlcf->cache->data, call, &value,
-                              ngx_min((ngx_msec_t) reply[1]->integer,
-                                      call->valid));
-
-            call->answer = value;
-            call->cache_status = NGX_RPC_CACHE_REDIS;
-            ngx_rpc_handler_post(ctx);
-            return;
-        }
+    } else {
+        call->send = (ngx_rpc_flight_join(call) == NGX_DECLINED);
     }
 
-    if (ngx_rpc_cache_join(call) == NGX_DECLINED) {
-        call->send = 1;
-    }
+    /* calls of the message to send wait for its last lookup */
 
-    ngx_rpc_handler_post(ctx);
+    ngx_rpc_ctx_wake(ctx);
 }
 
 
-/*
- * NGX_AGAIN: the call waits for an identical one in flight in this worker;
- * NGX_DECLINED: it leads, identical calls after it will wait for it.
- */
+/* the value as the call's answer, if it is one JSON value other than null */
 
 static ngx_int_t
-ngx_rpc_cache_join(ngx_rpc_call_t *call)
+ngx_rpc_cache_redis_value(ngx_rpc_call_t *call, redisReply *reply)
 {
-    ngx_rpc_flight_t  *f;
+    u_char              *data;
+    ngx_log_t           *log;
+    ngx_rpc_ctx_t       *ctx;
+    ngx_rpc_cache_t     *cache;
+    ngx_rpc_parser_t    *p;
+    ngx_rpc_loc_conf_t  *rlcf;
 
-    if (ngx_rpc_flights.root == NULL) {
-        ngx_rbtree_init(&ngx_rpc_flights, &ngx_rpc_flights_sentinel,
-                        ngx_str_rbtree_insert_value);
-    }
+    ctx = call->ctx;
+    log = ctx->request->connection->log;
+    rlcf = ngx_http_get_module_loc_conf(ctx->request, ngx_rpc_module);
+    cache = rlcf->cache->data;
 
-    f = (ngx_rpc_flight_t *) ngx_str_rbtree_lookup(&ngx_rpc_flights,
-                                                   &call->key, call->hash);
-
-    if (f) {
-        ngx_queue_insert_tail(&f->waiters, &call->queue);
-        call->flight = f;
-        call->cache_status = NGX_RPC_CACHE_COLLAPSED;
-        call->ctx->pending++;
-        return NGX_AGAIN;
-    }
-
-    f = ngx_alloc(sizeof(ngx_rpc_flight_t) + call->key.len,
-                  ngx_cycle->log);
-    if (f == NULL) {
+    if (offsetof(ngx_rpc_cache_node_t, data) + call->key.len + reply->len
+        > cache->max_entry)
+    {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "rpc cache: Redis value of %uz bytes is larger than "
+                      "max_entry, not used", (size_t) reply->len);
         return NGX_DECLINED;
     }
 
-    f->sn.node.key = call->hash;
-    f->sn.str.len = call->key.len;
-    f->sn.str.data = (u_char *) &f[1];
-    ngx_memcpy(f->sn.str.data, call->key.data, call->key.len);
+    data = ngx_pnalloc(ctx->pool, reply->len);
+    p = ngx_pcalloc(ctx->pool, sizeof(ngx_rpc_parser_t));
 
-    f->leader = call;
-    ngx_queue_init(&f->waiters);
-    ngx_rbtree_insert(&ngx_rpc_flights, &f->sn.node);
+    if (data == NULL || p == NULL) {
+        return NGX_DECLINED;
+    }
 
-    call->flight = f;
+    ngx_memcpy(data, reply->str, reply->len);
 
-    return NGX_DECLINED;
+    if (ngx_rpc_parse_init(p, ctx->pool, log, NGX_RPC_VALUE_MAX_DEPTH,
+                           NGX_MAX_INT32_VALUE, 1)
+        != NGX_OK
+        || ngx_rpc_parse_feed(p, data, reply->len) != NGX_OK
+        || ngx_rpc_parse_finish(p) != NGX_OK
+        || p->top == NGX_RPC_NONE || p->top == NGX_RPC_NULL)
+    {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "rpc cache: Redis value is not one JSON value "
+                      "other than null, not used");
+        return NGX_DECLINED;
+    }
+
+    call->answer.data = data;
+    call->answer.len = reply->len;
+
+    return NGX_OK;
 }
 
 
@@ -519,7 +507,7 @@ ngx_rpc_cache_update(ngx_rpc_exchange_t *ex)
         }
 
         if (call->flight) {
-            ngx_rpc_cache_land(call, &ex->reply, code);
+            ngx_rpc_flight_land(call, &ex->reply, code);
         }
 
         if (code) {
@@ -543,126 +531,6 @@ ngx_rpc_cache_update(ngx_rpc_exchange_t *ex)
             ngx_rpc_redis_set(rmcf->redis, &call->key, &value, call->valid);
         }
     }
-}
-
-
-/* the leader's answer, or its error code, goes to each waiting call */
-
-static void
-ngx_rpc_cache_land(ngx_rpc_call_t *call, ngx_rpc_parser_t *p, ngx_int_t code)
-{
-    ngx_queue_t       *q;
-    ngx_rpc_call_t    *w;
-    ngx_rpc_value_t   *v;
-    ngx_rpc_flight_t  *f;
-
-    f = call->flight;
-    call->flight = NULL;
-
-    ngx_rbtree_delete(&ngx_rpc_flights, &f->sn.node);
-
-    while (!ngx_queue_empty(&f->waiters)) {
-        q = ngx_queue_head(&f->waiters);
-        ngx_queue_remove(q);
-
-        w = ngx_queue_data(q, ngx_rpc_call_t, queue);
-        w->flight = NULL;
-        w->error = code;
-
-        if (code == 0) {
-            v = &call->reply->member[NGX_RPC_M_RESULT];
-
-            if (v->type == NGX_RPC_NONE) {
-                v = &call->reply->member[NGX_RPC_M_ERROR];
-                w->answer_code = call->reply->code;
-            }
-
-            w->answer.len = v->range.end - v->range.start;
-            w->answer.data = ngx_pnalloc(w->ctx->pool,
-                                         w->answer.len);
-
-            if (w->answer.data == NULL) {
-                w->error = NGX_RPC_UPSTREAM_UNAVAILABLE;
-
-            } else {
-                (void) ngx_rpc_parse_copy_to(p, &v->range, w->answer.data);
-            }
-        }
-
-        w->ctx->pending--;
-        ngx_rpc_handler_post(w->ctx);
-    }
-
-    ngx_free(f);
-}
-
-
-/*
- * The request is going away or timed out: its Redis lookups are cancelled,
- * its waiting calls leave their flights with code, and the first waiter of
- * a flight it leads takes the lead and goes upstream itself.
- */
-
-void
-ngx_rpc_cache_cancel(ngx_rpc_ctx_t *ctx, ngx_int_t code)
-{
-    ngx_uint_t       i;
-    ngx_rpc_call_t  *call;
-
-    call = ctx->calls.elts;
-
-    for (i = 0; i < ctx->calls.nelts; i++) {
-
-        if (call[i].lookup) {
-            ngx_rpc_redis_cancel(call[i].lookup);
-            call[i].lookup = NULL;
-            call[i].error = code;
-        }
-
-        if (call[i].flight == NULL) {
-            continue;
-        }
-
-        if (call[i].flight->leader == &call[i]) {
-            ngx_rpc_cache_hand_over(&call[i]);
-
-        } else {
-            ngx_queue_remove(&call[i].queue);
-            call[i].flight = NULL;
-            call[i].error = code;
-        }
-    }
-
-    ctx->lookups = 0;
-}
-
-
-static void
-ngx_rpc_cache_hand_over(ngx_rpc_call_t *call)
-{
-    ngx_queue_t       *q;
-    ngx_rpc_call_t    *w;
-    ngx_rpc_flight_t  *f;
-
-    f = call->flight;
-    call->flight = NULL;
-
-    if (ngx_queue_empty(&f->waiters)) {
-        ngx_rbtree_delete(&ngx_rpc_flights, &f->sn.node);
-        ngx_free(f);
-        return;
-    }
-
-    q = ngx_queue_head(&f->waiters);
-    ngx_queue_remove(q);
-
-    w = ngx_queue_data(q, ngx_rpc_call_t, queue);
-    w->send = 1;
-    w->cache_status = NGX_RPC_CACHE_MISS;
-    f->leader = w;
-
-    w->ctx->pending--;
-    ngx_rpc_handler_post(w->ctx);
 }
 
 

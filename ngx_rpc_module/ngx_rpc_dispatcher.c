@@ -98,7 +98,6 @@ ngx_rpc_dispatcher_send(ngx_rpc_ctx_t *ctx)
 
         if (ngx_rpc_single_only(call[i].upstream)) {
             call[i].send = 0;
-            ctx->pending++;
 
             if (ngx_rpc_single_send(&call[i]) != NGX_OK) {
                 return NGX_ERROR;
@@ -117,7 +116,6 @@ ngx_rpc_dispatcher_send(ngx_rpc_ctx_t *ctx)
             call[i].batcher = b;
             ngx_queue_insert_tail(&b->calls, &call[i].link);
             b->ncalls++;
-            ctx->pending++;
 
             if (b->ncalls >= rlcf->upstream_batch || rlcf->window == 0) {
                 if (!b->flush.posted) {
@@ -153,7 +151,6 @@ ngx_rpc_dispatcher_send(ngx_rpc_ctx_t *ctx)
             }
 
             call[j].send = 0;
-            ctx->pending++;
 
             if (ngx_rpc_exchange_add(ex, &call[j], &ll) != NGX_OK) {
                 ngx_rpc_exchange_fail(ex);
@@ -248,11 +245,7 @@ ngx_rpc_single_send(ngx_rpc_call_t *call)
 static void
 ngx_rpc_call_unsent(ngx_rpc_call_t *call)
 {
-    call->error = NGX_RPC_UPSTREAM_UNAVAILABLE;
-
-    if (--call->ctx->pending == 0) {
-        ngx_rpc_handler_post(call->ctx);
-    }
+    ngx_rpc_call_done(call, NGX_RPC_UPSTREAM_UNAVAILABLE);
 }
 
 
@@ -615,19 +608,31 @@ ngx_rpc_exchange_fail(ngx_rpc_exchange_t *ex)
 
 
 /*
- * The exchange ended: every call still in it gets its result or error, and
- * its client is woken once all its calls are answered.
+ * The exchange ended: every call still in it gets its result or error.
+ * The calls of a batch the upstream refused, or whose reply was larger
+ * than rpc_max_reply_size, are sent again one by one: a call fails only
+ * for its own reasons.
  */
 
 void
 ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
 {
-    ngx_uint_t           i;
-    ngx_rpc_ctx_t       *ctx;
-    ngx_rpc_call_t      *call;
+    ngx_int_t        code;
+    ngx_uint_t       i;
+    ngx_rpc_ctx_t   *ctx;
+    ngx_rpc_call_t  *call;
 
-    if (ex->refused) {
-        ngx_rpc_single_remember(ex->conf);
+    if (ex->refused
+        || (ex->error == NGX_RPC_UPSTREAM_TOO_LARGE && ex->nsent > 1))
+    {
+        if (ex->refused) {
+            ngx_rpc_single_remember(ex->conf);
+
+        } else {
+            ngx_log_error(NGX_LOG_WARN, ex->request->connection->log, 0,
+                          "rpc: the %ui calls of the upstream batch are "
+                          "sent again one by one", ex->live);
+        }
 
         for (i = 0; i < ex->nsent; i++) {
             call = ex->calls[i];
@@ -658,18 +663,18 @@ ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
             continue;
         }
 
-        if (call->error == 0 && call->reply == NULL) {
-            call->error = ex->error ? ex->error : NGX_RPC_UPSTREAM_NO_RESULT;
-        }
-
         if (call->ctx != ctx) {
             ctx = call->ctx;
             ngx_rpc_upstream_states(ex, ctx->request);
         }
 
-        if (--ctx->pending == 0) {
-            ngx_rpc_handler_post(ctx);
+        code = call->error;
+
+        if (code == 0 && call->reply == NULL) {
+            code = ex->error ? ex->error : NGX_RPC_UPSTREAM_NO_RESULT;
         }
+
+        ngx_rpc_call_done(call, code);
     }
 
     if (ex->refs == 0) {
@@ -679,59 +684,40 @@ ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
 
 
 /*
- * The client timed out or is going away: its calls leave their batchers
- * and exchanges with code, and it lets go of the exchanges it was answered
- * from once it is going away (code 0).
+ * A call leaves its batcher or exchange: it timed out, or its client is
+ * going away.  A client that timed out still logs the tries made for it.
  */
 
 void
-ngx_rpc_dispatcher_cancel(ngx_rpc_ctx_t *ctx, ngx_int_t code)
+ngx_rpc_dispatcher_cancel(ngx_rpc_call_t *call)
 {
-    ngx_uint_t           i;
-    ngx_rpc_call_t      *call;
-    ngx_rpc_exchange_t  *ex, *last;
+    ngx_rpc_exchange_t  *ex;
 
-    last = NULL;
-
-    call = ctx->calls.elts;
-
-    for (i = 0; i < ctx->calls.nelts; i++) {
-
-        if (call[i].batcher) {
-            ngx_queue_remove(&call[i].link);
-            call[i].batcher->ncalls--;
-            call[i].batcher = NULL;
-            call[i].error = code;
-            continue;
-        }
-
-        ex = call[i].exchange;
-
-        if (ex == NULL || ex->done) {
-            continue;
-        }
-
-        /* a client that timed out still logs the tries made for it */
-
-        if (code && ex != last) {
-            ngx_rpc_upstream_states(ex, ctx->request);
-            last = ex;
-        }
-
-        call[i].error = code;
-        ngx_rpc_exchange_detach(&call[i]);
-        ngx_rpc_exchange_unref(&call[i]);
+    if (call->batcher) {
+        ngx_queue_remove(&call->link);
+        call->batcher->ncalls--;
+        call->batcher = NULL;
+        return;
     }
+
+    ex = call->exchange;
+
+    if (ex == NULL || ex->done) {
+        return;
+    }
+
+    ngx_rpc_exchange_detach(call);
+    ngx_rpc_exchange_unref(call);
 }
 
+
+/* a message going away lets go of the exchanges it was answered from */
 
 void
 ngx_rpc_dispatcher_release(ngx_rpc_ctx_t *ctx)
 {
     ngx_uint_t       i;
     ngx_rpc_call_t  *call;
-
-    ngx_rpc_dispatcher_cancel(ctx, 0);
 
     call = ctx->calls.elts;
 

@@ -8,14 +8,12 @@
 #include "ngx_rpc.h"
 
 
-/* calls of this worker not answered yet, for rpc_max_pending */
-static ngx_uint_t  ngx_rpc_held_calls;
-
-
+static ngx_int_t ngx_rpc_body_feed(ngx_rpc_ctx_t *ctx, u_char *p,
+    size_t size);
 static void ngx_rpc_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_rpc_body_read(ngx_rpc_ctx_t *ctx);
 static ngx_int_t ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx);
 static void ngx_rpc_finish(ngx_rpc_ctx_t *ctx);
-static void ngx_rpc_release(ngx_rpc_ctx_t *ctx);
 static void ngx_rpc_wake_handler(ngx_event_t *ev);
 static void ngx_rpc_timeout_handler(ngx_event_t *ev);
 static void ngx_rpc_cleanup(void *data);
@@ -116,6 +114,10 @@ ngx_rpc_handler(ngx_http_request_t *r)
                          > (off_t) clcf->client_body_buffer_size
                       || r->request_body_in_file_only);
 
+    /* a body read before this handler (mirror) did not pass the filter */
+
+    ctx->read_body = (r->request_body != NULL);
+
     rc = ngx_http_read_client_request_body(r, ngx_rpc_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -137,24 +139,50 @@ ngx_rpc_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_rpc_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    u_char              *p;
-    size_t               size;
-    ngx_buf_t           *b;
-    ngx_chain_t         *cl;
-    ngx_rpc_ctx_t       *ctx;
-    ngx_rpc_loc_conf_t  *rlcf;
+    size_t          size;
+    ngx_buf_t      *b;
+    ngx_chain_t    *cl;
+    ngx_rpc_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_rpc_module);
 
-    if (ctx == NULL) {
+    if (ctx == NULL || ctx->request != r) {
         return ngx_rpc_next_request_body_filter(r, in);
     }
 
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+        size = b->last - b->pos;
+
+        if (ngx_rpc_body_feed(ctx, b->pos, size) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ctx->too_large || ctx->parser.error) {
+            b->pos = b->last;
+        }
+    }
+
+    return ngx_rpc_next_request_body_filter(r, in);
+}
+
+
+/*
+ * A piece of the body is counted and parsed, in place or from a copy; once
+ * the body is known to be bad or too large, nothing more is kept.
+ */
+
+static ngx_int_t
+ngx_rpc_body_feed(ngx_rpc_ctx_t *ctx, u_char *p, size_t size)
+{
+    u_char              *copy;
+    ngx_http_request_t  *r;
+    ngx_rpc_loc_conf_t  *rlcf;
+
+    r = ctx->request;
     rlcf = ngx_http_get_module_loc_conf(r, ngx_rpc_module);
 
-    for (cl = in; cl; cl = cl->next) {
-        ctx->body_size += ngx_buf_size(cl->buf);
-    }
+    ctx->body_size += size;
 
     if (rlcf->max_body_size && ctx->body_size > rlcf->max_body_size
         && !ctx->too_large)
@@ -165,38 +193,26 @@ ngx_rpc_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         ctx->too_large = 1;
     }
 
-    for (cl = in; cl; cl = cl->next) {
-        b = cl->buf;
-        size = b->last - b->pos;
-
-        if (ctx->too_large || ctx->parser.error) {
-            b->pos = b->last;
-            continue;
-        }
-
-        if (size == 0) {
-            continue;
-        }
-
-        p = b->pos;
-
-        if (ctx->copy_body) {
-            p = ngx_pnalloc(ctx->pool, size);
-            if (p == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            ngx_memcpy(p, b->pos, size);
-        }
-
-        if (ngx_rpc_parse_feed(&ctx->parser, p, size) != NGX_OK
-            && ctx->parser.error == NGX_ERROR)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if (ctx->too_large || ctx->parser.error || size == 0) {
+        return NGX_OK;
     }
 
-    return ngx_rpc_next_request_body_filter(r, in);
+    if (ctx->copy_body) {
+        copy = ngx_pnalloc(ctx->pool, size);
+        if (copy == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(copy, p, size) - size;
+    }
+
+    if (ngx_rpc_parse_feed(&ctx->parser, p, size) != NGX_OK
+        && ctx->parser.error == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -206,6 +222,11 @@ ngx_rpc_body_handler(ngx_http_request_t *r)
     ngx_rpc_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_rpc_module);
+
+    if (ctx->read_body && ngx_rpc_body_read(ctx) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
 
     if (ctx->too_large) {
         r->keepalive = 0;
@@ -237,10 +258,73 @@ ngx_rpc_body_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The body was read before the content handler ran (mirror reads it in
+ * its phase): it is parsed from the buffers and file nginx kept.
+ */
+
+static ngx_int_t
+ngx_rpc_body_read(ngx_rpc_ctx_t *ctx)
+{
+    off_t         off;
+    size_t        size;
+    u_char       *p;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    ctx->copy_body = 0;
+
+    for (cl = ctx->request->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            if (ngx_rpc_body_feed(ctx, b->pos, b->last - b->pos) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        if (!b->in_file) {
+            continue;
+        }
+
+        for (off = b->file_pos; off < b->file_last; off += n) {
+            size = (size_t) ngx_min(b->file_last - off, 16384);
+
+            p = ngx_pnalloc(ctx->pool, size);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            n = ngx_read_file(b->file, p, size, off);
+
+            if (n == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            if (n == 0) {
+                ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
+                              "rpc: request body file \"%V\" is short",
+                              &b->file->name);
+                return NGX_ERROR;
+            }
+
+            if (ngx_rpc_body_feed(ctx, p, n) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
 {
-    ngx_int_t             code, rc;
+    ngx_int_t             rc;
     ngx_uint_t            i, refused;
     ngx_rpc_msg_t        *msg;
     ngx_rpc_call_t       *call;
@@ -294,37 +378,38 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
 
     for (i = 0; i < p->msgs.nelts; i++) {
         call = ngx_array_push(&ctx->calls);
+        if (call == NULL) {
+            return NGX_ERROR;
+        }
+
         ngx_memzero(call, sizeof(ngx_rpc_call_t));
         call->ctx = ctx;
         call->msg = &msg[i];
 
-        code = ngx_rpc_policy_check(rlcf, &msg[i]);
+        rc = ngx_rpc_policy_check(rlcf, &msg[i]);
 
-        if (code == NGX_RPC_INVALID_REQUEST) {
+        if (rc == NGX_RPC_INVALID_REQUEST) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "rpc: invalid request at position %ui", i);
-            call->error = code;
+            ngx_rpc_call_done(call, rc);
             continue;
         }
 
         call->notification =
                         (msg[i].member[NGX_RPC_M_ID].type == NGX_RPC_NONE);
 
-        if (code) {
+        if (rc) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "rpc: method \"%V\" not allowed", &msg[i].method);
-            call->error = code;
+            ngx_rpc_call_done(call, rc);
             continue;
         }
 
-        if (rlcf->max_pending && ngx_rpc_held_calls >= rlcf->max_pending) {
-            call->error = NGX_RPC_OVERLOADED;
+        if (ngx_rpc_call_hold(call, rlcf->max_pending) != NGX_OK) {
+            ngx_rpc_call_done(call, NGX_RPC_OVERLOADED);
             refused++;
             continue;
         }
-
-        ngx_rpc_held_calls++;
-        ctx->held++;
 
         call->upstream = ngx_rpc_policy_route(rlcf, &msg[i].method);
 
@@ -334,7 +419,13 @@ ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx)
             return NGX_ERROR;
         }
 
+        if (rc == NGX_OK) {
+            ngx_rpc_call_done(call, 0);
+            continue;
+        }
+
         call->send = (rc == NGX_DECLINED);
+        ngx_rpc_call_wait(call);
     }
 
     if (refused) {
@@ -389,15 +480,6 @@ ngx_rpc_handler_wake(ngx_http_request_t *r)
 }
 
 
-/* something the request waited for, other than its exchanges, is back */
-
-void
-ngx_rpc_handler_post(ngx_rpc_ctx_t *ctx)
-{
-    ngx_post_event(&ctx->wake, &ngx_posted_events);
-}
-
-
 static void
 ngx_rpc_wake_handler(ngx_event_t *ev)
 {
@@ -439,27 +521,19 @@ ngx_rpc_finish(ngx_rpc_ctx_t *ctx)
     ctx->responded = 1;
     r->read_event_handler = ngx_http_block_reading;
 
-    ngx_rpc_release(ctx);
     ngx_http_finalize_request(r, ngx_rpc_response_send(ctx));
-}
-
-
-static void
-ngx_rpc_release(ngx_rpc_ctx_t *ctx)
-{
-    ngx_rpc_held_calls -= ctx->held;
-    ctx->held = 0;
 }
 
 
 static void
 ngx_rpc_timeout_handler(ngx_event_t *ev)
 {
-    ngx_uint_t            i;
-    ngx_rpc_ctx_t        *ctx;
-    ngx_rpc_call_t       *call;
-    ngx_connection_t     *c;
-    ngx_rpc_loc_conf_t   *rlcf;
+    ngx_uint_t           i;
+    ngx_rpc_ctx_t       *ctx;
+    ngx_rpc_call_t      *call;
+    ngx_connection_t    *c;
+    ngx_rpc_exchange_t  *last;
+    ngx_rpc_loc_conf_t  *rlcf;
 
     ctx = ev->data;
     c = ctx->request->connection;
@@ -469,39 +543,48 @@ ngx_rpc_timeout_handler(ngx_event_t *ev)
                   "rpc: calls not answered within rpc_timeout %M",
                   rlcf->timeout);
 
-    ngx_rpc_dispatcher_cancel(ctx, NGX_RPC_UPSTREAM_TIMEOUT);
-    ngx_rpc_cache_cancel(ctx, NGX_RPC_UPSTREAM_TIMEOUT);
+    /* a client that timed out still logs the tries made for it */
 
+    last = NULL;
     call = ctx->calls.elts;
 
     for (i = 0; i < ctx->calls.nelts; i++) {
-        if (call[i].send) {
-            call[i].send = 0;
-            call[i].error = NGX_RPC_UPSTREAM_TIMEOUT;
+        if (!call[i].done && call[i].exchange
+            && call[i].exchange != last)
+        {
+            last = call[i].exchange;
+            ngx_rpc_upstream_states(last, ctx->request);
         }
     }
 
-    ctx->pending = 0;
+    ngx_rpc_call_cancel_all(ctx, NGX_RPC_UPSTREAM_TIMEOUT);
 
     ngx_rpc_finish(ctx);
     ngx_http_run_posted_requests(c);
 }
 
 
+/*
+ * The request is going away: nothing may wake it from here on, its calls
+ * leave what they wait for, and only then is a posted wake deleted, as the
+ * pool it lives in is freed next.
+ */
+
 static void
 ngx_rpc_cleanup(void *data)
 {
     ngx_rpc_ctx_t  *ctx = data;
 
+    ctx->responded = 1;
+
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
     }
 
+    ngx_rpc_call_cancel_all(ctx, 0);
+    ngx_rpc_dispatcher_release(ctx);
+
     if (ctx->wake.posted) {
         ngx_delete_posted_event(&ctx->wake);
     }
-
-    ngx_rpc_dispatcher_release(ctx);
-    ngx_rpc_cache_cancel(ctx, 0);
-    ngx_rpc_release(ctx);
 }

@@ -260,6 +260,8 @@ ngx_rpc_parse_number(void *ctx, const char *s, size_t len)
     } else if (msg && p->key == NGX_RPC_M_ERROR && msg->code_key
                && p->depth == depth + 1)
     {
+        /* a code that is no integer of ngx_int_t is kept apart, not 0 */
+
         if (len && s[0] == '-') {
             n = ngx_atoi((u_char *) s + 1, len - 1);
             msg->code = (n == NGX_ERROR) ? 0 : -n;
@@ -268,6 +270,8 @@ ngx_rpc_parse_number(void *ctx, const char *s, size_t len)
             n = ngx_atoi((u_char *) s, len);
             msg->code = (n == NGX_ERROR) ? 0 : n;
         }
+
+        msg->code_ok = (n != NGX_ERROR);
     }
 
     return ngx_rpc_parse_scalar(p, NGX_RPC_NUMBER);

@@ -223,7 +223,7 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
 
     range = NULL;
 
-    if (call->answer.data ? call->answer_code == 0
+    if (call->answer.data ? !call->answer_error
         : reply->member[NGX_RPC_M_RESULT].type != NGX_RPC_NONE)
     {
         last = ngx_cpymem(last, ",\"result\":", sizeof(",\"result\":") - 1);
@@ -235,12 +235,17 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
     } else {
         last = ngx_cpymem(last, ",\"error\":", sizeof(",\"error\":") - 1);
 
+        /* an upstream error whose code is no integer logs as "-" */
+
         if (call->answer.data) {
-            ngx_rpc_response_code(ctx, call->answer_code);
+            ngx_rpc_response_code(ctx, call->answer_code_ok
+                                       ? call->answer_code
+                                       : NGX_RPC_CODE_NONE);
 
         } else {
             range = &reply->member[NGX_RPC_M_ERROR].range;
-            ngx_rpc_response_code(ctx, reply->code);
+            ngx_rpc_response_code(ctx, reply->code_ok ? reply->code
+                                                      : NGX_RPC_CODE_NONE);
         }
     }
 
@@ -328,6 +333,12 @@ ngx_rpc_response_code(ngx_rpc_ctx_t *ctx, ngx_int_t code)
 
     if (ctx->codes.len) {
         *p++ = ',';
+    }
+
+    if (code == NGX_RPC_CODE_NONE) {
+        *p++ = '-';
+        ctx->codes.len = p - ctx->codes.data;
+        return;
     }
 
     ctx->codes.len = ngx_sprintf(p, "%i", code) - ctx->codes.data;

@@ -234,7 +234,7 @@ location /rpc { rpc_pass http://127.0.0.1:$UPSTREAM_PORT/some/path; }
 --- response_body
 {"jsonrpc":"2.0","id":1,"result":{"k":"v"}}
 
-=== TEST 23: a reply over rpc_max_reply_size
+=== TEST 23: a reply over rpc_max_reply_size fails only its own call
 --- http_config
 upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
 --- config
@@ -242,9 +242,10 @@ location /rpc { rpc_pass backend; rpc_max_reply_size 4k; }
 --- request
 [{"jsonrpc":"2.0","method":"test_big","params":[5000],"id":1},{"jsonrpc":"2.0","method":"sum","params":[1],"id":2}]
 --- response_body
-[{"jsonrpc":"2.0","error":{"code":-32009,"message":"Upstream reply too large"},"id":1},{"jsonrpc":"2.0","error":{"code":-32009,"message":"Upstream reply too large"},"id":2}]
+[{"jsonrpc":"2.0","error":{"code":-32009,"message":"Upstream reply too large"},"id":1},{"jsonrpc":"2.0","id":2,"result":1}]
 --- error_log
 rpc: upstream reply is larger than rpc_max_reply_size 4096
+rpc: the 2 calls of the upstream batch are sent again one by one
 
 === TEST 24: a reply under rpc_max_reply_size
 --- request

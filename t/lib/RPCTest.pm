@@ -62,7 +62,7 @@ our $Valgrind = $ENV{TEST_NGINX_USE_VALGRIND} ? 1 : 0;
 our $Asan = $ENV{TEST_NGINX_USE_ASAN} ? 1 : 0;
 our $Timeout = $Valgrind ? 60 : 10;
 
-my $Servroot = tempdir('ngx-rpc-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $Servroot = tempdir('ngx-rpc-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{KEEP});
 my %Ports;
 my %Upstreams;
 my ($NginxPid, $RunningConf);

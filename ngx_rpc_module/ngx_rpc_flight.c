@@ -1,0 +1,157 @@
+
+/*
+ * Calls in flight: per worker, identical cacheable calls (same cache key)
+ * wait for the first one, the leader, instead of going upstream again.
+ */
+
+
+#include "ngx_rpc.h"
+
+
+static ngx_rbtree_t       ngx_rpc_flights;
+static ngx_rbtree_node_t  ngx_rpc_flights_sentinel;
+
+
+/*
+ * NGX_AGAIN: the call waits for an identical one in flight in this worker;
+ * NGX_DECLINED: it leads, identical calls after it will wait for it.
+ */
+
+ngx_int_t
+ngx_rpc_flight_join(ngx_rpc_call_t *call)
+{
+    ngx_rpc_flight_t  *f;
+
+    if (ngx_rpc_flights.root == NULL) {
+        ngx_rbtree_init(&ngx_rpc_flights, &ngx_rpc_flights_sentinel,
+                        ngx_str_rbtree_insert_value);
+    }
+
+    f = (ngx_rpc_flight_t *) ngx_str_rbtree_lookup(&ngx_rpc_flights,
+                                                   &call->key, call->hash);
+
+    if (f) {
+        ngx_queue_insert_tail(&f->waiters, &call->queue);
+        call->flight = f;
+        call->cache_status = NGX_RPC_CACHE_COLLAPSED;
+        return NGX_AGAIN;
+    }
+
+    f = ngx_alloc(sizeof(ngx_rpc_flight_t) + call->key.len, ngx_cycle->log);
+    if (f == NULL) {
+        return NGX_DECLINED;
+    }
+
+    f->sn.node.key = call->hash;
+    f->sn.str.len = call->key.len;
+    f->sn.str.data = (u_char *) &f[1];
+    ngx_memcpy(f->sn.str.data, call->key.data, call->key.len);
+
+    f->leader = call;
+    ngx_queue_init(&f->waiters);
+    ngx_rbtree_insert(&ngx_rpc_flights, &f->sn.node);
+
+    call->flight = f;
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The leader's outcome goes to each waiting call: its result or upstream
+ * error object, copied into the waiter's pool, or the gateway's code.
+ */
+
+void
+ngx_rpc_flight_land(ngx_rpc_call_t *call, ngx_rpc_parser_t *p, ngx_int_t code)
+{
+    ngx_int_t          wcode;
+    ngx_queue_t       *q;
+    ngx_rpc_msg_t     *reply;
+    ngx_rpc_call_t    *w;
+    ngx_rpc_value_t   *v;
+    ngx_rpc_flight_t  *f;
+
+    f = call->flight;
+    call->flight = NULL;
+
+    ngx_rbtree_delete(&ngx_rpc_flights, &f->sn.node);
+
+    reply = call->reply;
+
+    while (!ngx_queue_empty(&f->waiters)) {
+        q = ngx_queue_head(&f->waiters);
+        ngx_queue_remove(q);
+
+        w = ngx_queue_data(q, ngx_rpc_call_t, queue);
+        w->flight = NULL;
+        wcode = code;
+
+        if (code == 0) {
+            v = &reply->member[NGX_RPC_M_RESULT];
+
+            if (v->type == NGX_RPC_NONE) {
+                v = &reply->member[NGX_RPC_M_ERROR];
+                w->answer_error = 1;
+                w->answer_code = reply->code;
+                w->answer_code_ok = reply->code_ok;
+            }
+
+            w->answer.len = v->range.end - v->range.start;
+            w->answer.data = ngx_pnalloc(w->ctx->pool, w->answer.len);
+
+            if (w->answer.data == NULL) {
+                ngx_str_null(&w->answer);
+                wcode = NGX_RPC_UPSTREAM_UNAVAILABLE;
+
+            } else {
+                (void) ngx_rpc_parse_copy_to(p, &v->range, w->answer.data);
+            }
+        }
+
+        ngx_rpc_call_done(w, wcode);
+    }
+
+    ngx_free(f);
+}
+
+
+/*
+ * A call leaves its flight: a waiter just leaves, a leader hands the lead
+ * to the first waiter, which then goes upstream itself.
+ */
+
+void
+ngx_rpc_flight_leave(ngx_rpc_call_t *call)
+{
+    ngx_queue_t       *q;
+    ngx_rpc_call_t    *w;
+    ngx_rpc_flight_t  *f;
+
+    f = call->flight;
+    call->flight = NULL;
+
+    if (f->leader != call) {
+        ngx_queue_remove(&call->queue);
+        return;
+    }
+
+    if (ngx_queue_empty(&f->waiters)) {
+        ngx_rbtree_delete(&ngx_rpc_flights, &f->sn.node);
+        ngx_free(f);
+        return;
+    }
+
+    q = ngx_queue_head(&f->waiters);
+    ngx_queue_remove(q);
+
+    w = ngx_queue_data(q, ngx_rpc_call_t, queue);
+    w->send = 1;
+    w->cache_status = NGX_RPC_CACHE_MISS;
+    f->leader = w;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, w->ctx->request->connection->log, 0,
+                   "rpc: flight handed over to a waiting call");
+
+    ngx_rpc_ctx_wake(w->ctx);
+}
