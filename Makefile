@@ -1,6 +1,6 @@
 # ngx_rpc_module: build against Debian's nginx-dev, out of tree.
 #   make            build build/ngx_rpc_module.so
-#   make run        install packages, build, start the quickstart gateway
+#   make run        install what the demo needs, build, start the quickstart gateway
 #   make test       install packages, build, run the test suite
 #   make test-valgrind / make test-asan   the suite under valgrind / ASan
 
@@ -12,7 +12,7 @@ SOURCES := config $(wildcard ngx_rpc_module/*.c ngx_rpc_module/*.h)
 CFLAGS_EXTRA ?=
 LDFLAGS_EXTRA ?=
 
-.PHONY: all deps run stop test test-valgrind test-asan bench clean
+.PHONY: all deps deps-demo run stop test test-valgrind test-asan bench clean
 
 all: $(BUILD)/ngx_rpc_module.so
 
@@ -31,7 +31,10 @@ $(BUILD)/ngx_rpc_module.so: $(BUILD)/Makefile $(SOURCES)
 deps:
 	@./t/deps.sh
 
-run: deps all
+deps-demo:
+	@./t/deps.sh demo
+
+run: deps-demo all
 	@./conf-examples/run-quickstart.sh
 
 stop:

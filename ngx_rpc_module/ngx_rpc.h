@@ -165,6 +165,8 @@ typedef struct {
 
 typedef struct {
     ngx_rpc_redis_t             *redis;
+    /* rpc_route and rpc_cache_valid as declared, checked after merge */
+    ngx_array_t                  uses;
 } ngx_rpc_main_conf_t;
 
 
@@ -191,6 +193,7 @@ typedef struct {
     ngx_shm_zone_t              *cache;
     ngx_array_t                 *cache_valid;
     ngx_array_t                 *cache_bypass;
+    ngx_http_complex_value_t    *cache_key;
 } ngx_rpc_loc_conf_t;
 
 

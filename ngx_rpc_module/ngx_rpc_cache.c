@@ -132,8 +132,9 @@ ngx_rpc_cache_lookup(ngx_rpc_call_t *call)
 
 
 /*
- * upstream, method and params with insignificant whitespace removed; the
- * upstream is the group, its port and the URI of rpc_pass
+ * what the answer depends on, then method and params with insignificant
+ * whitespace removed: rpc_cache_key, by default the upstream (the group,
+ * its port and the URI of rpc_pass)
  */
 
 static ngx_int_t
@@ -141,6 +142,7 @@ ngx_rpc_cache_key(ngx_rpc_call_t *call)
 {
     u_char                        *p, *last;
     size_t                         len;
+    ngx_str_t                      name;
     ngx_rpc_msg_t                 *msg;
     ngx_rpc_loc_conf_t            *rlcf;
     ngx_rpc_parser_t              *parser;
@@ -151,19 +153,37 @@ ngx_rpc_cache_key(ngx_rpc_call_t *call)
     uscf = call->upstream->upstream;
     rlcf = ngx_http_get_module_loc_conf(call->ctx->request, ngx_rpc_module);
 
-    len = uscf->host.len + NGX_INT_T_LEN + rlcf->uri.len + 3
-          + (msg->member[NGX_RPC_M_METHOD].range.end
-             - msg->member[NGX_RPC_M_METHOD].range.start)
+    len = 2 + (msg->member[NGX_RPC_M_METHOD].range.end
+               - msg->member[NGX_RPC_M_METHOD].range.start)
           + (msg->member[NGX_RPC_M_PARAMS].range.end
              - msg->member[NGX_RPC_M_PARAMS].range.start);
+
+    if (rlcf->cache_key) {
+        if (ngx_http_complex_value(call->ctx->request, rlcf->cache_key, &name)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        len += name.len;
+
+    } else {
+        len += uscf->host.len + NGX_INT_T_LEN + rlcf->uri.len + 1;
+    }
 
     p = ngx_pnalloc(call->ctx->pool, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    last = ngx_sprintf(p, "%V:%ui%V\n", &uscf->host, (ngx_uint_t) uscf->port,
-                       &rlcf->uri);
+    if (rlcf->cache_key) {
+        last = ngx_sprintf(p, "%V\n", &name);
+
+    } else {
+        last = ngx_sprintf(p, "%V:%ui%V\n", &uscf->host,
+                           (ngx_uint_t) uscf->port, &rlcf->uri);
+    }
+
     last = ngx_rpc_parse_copy_to(parser,
                                  &msg->member[NGX_RPC_M_METHOD].range, last);
     *last++ = '\n';

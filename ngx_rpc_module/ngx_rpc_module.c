@@ -7,6 +7,25 @@
 #include "ngx_rpc.h"
 
 
+/*
+ * A directive that only works in a location with rpc_pass (and rpc_cache):
+ * the array it fills, inherited by pointer, and where it was written, so
+ * that one that reaches no such location is reported after merge.
+ */
+typedef struct {
+    void                        *value;
+    char                        *name;
+    u_char                      *file;
+    ngx_uint_t                   line;
+    ngx_uint_t                   need;
+    ngx_uint_t                   used;
+} ngx_rpc_conf_use_t;
+
+
+#define NGX_RPC_USED_PASS               1
+#define NGX_RPC_USED_CACHE              2
+
+
 static ngx_int_t ngx_rpc_init(ngx_conf_t *cf);
 static void ngx_rpc_exit_process(ngx_cycle_t *cycle);
 static void *ngx_rpc_create_main_conf(ngx_conf_t *cf);
@@ -19,6 +38,12 @@ static char *ngx_rpc_methods(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_rpc_upstream_batch(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_rpc_cache_valid_slot(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_rpc_check_bounds(ngx_conf_t *cf, void *post, void *data);
+static ngx_int_t ngx_rpc_conf_use(ngx_conf_t *cf, char *name, void *value,
+    ngx_uint_t need);
+static void ngx_rpc_conf_used(ngx_conf_t *cf, ngx_rpc_loc_conf_t *rlcf);
 static ngx_http_upstream_srv_conf_t *ngx_rpc_upstream_add(ngx_conf_t *cf,
     ngx_str_t *url, ngx_str_t *uri, ngx_uint_t *https);
 #if (NGX_HTTP_SSL)
@@ -41,8 +66,10 @@ static ngx_conf_bitmask_t  ngx_rpc_next_upstream_masks[] = {
 };
 
 
+/* as ngx_conf_check_num_bounds(), but the message names the directive */
+
 static ngx_conf_num_bounds_t  ngx_rpc_max_bounds = {
-    ngx_conf_check_num_bounds, 1, 65535
+    ngx_rpc_check_bounds, 1, 65535
 };
 
 
@@ -215,7 +242,7 @@ static ngx_command_t  ngx_rpc_commands[] = {
 
     { ngx_string("rpc_cache_valid"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
-      ngx_rpc_cache_valid,
+      ngx_rpc_cache_valid_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -225,6 +252,13 @@ static ngx_command_t  ngx_rpc_commands[] = {
       ngx_http_set_predicate_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_rpc_loc_conf_t, cache_bypass),
+      NULL },
+
+    { ngx_string("rpc_cache_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, cache_key),
       NULL },
 
     { ngx_string("rpc_cache_redis"),
@@ -272,9 +306,33 @@ ngx_module_t  ngx_rpc_module = {
 ngx_http_request_body_filter_pt  ngx_rpc_next_request_body_filter;
 
 
+/* runs after every location was merged */
+
 static ngx_int_t
 ngx_rpc_init(ngx_conf_t *cf)
 {
+    ngx_uint_t            i, missing;
+    ngx_rpc_conf_use_t   *use;
+    ngx_rpc_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_rpc_module);
+
+    use = rmcf->uses.elts;
+
+    for (i = 0; i < rmcf->uses.nelts; i++) {
+        missing = use[i].need & ~use[i].used;
+
+        if (missing) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"%s\" has no effect without \"%s\" in %s:%ui",
+                          use[i].name,
+                          (missing & NGX_RPC_USED_PASS) ? "rpc_pass"
+                                                        : "rpc_cache",
+                          use[i].file, use[i].line);
+            return NGX_ERROR;
+        }
+    }
+
     ngx_rpc_next_request_body_filter = ngx_http_top_request_body_filter;
     ngx_http_top_request_body_filter = ngx_rpc_request_body_filter;
 
@@ -300,7 +358,20 @@ ngx_rpc_exit_process(ngx_cycle_t *cycle)
 static void *
 ngx_rpc_create_main_conf(ngx_conf_t *cf)
 {
-    return ngx_pcalloc(cf->pool, sizeof(ngx_rpc_main_conf_t));
+    ngx_rpc_main_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_rpc_main_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&conf->uses, cf->pool, 4, sizeof(ngx_rpc_conf_use_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return conf;
 }
 
 
@@ -320,6 +391,7 @@ ngx_rpc_create_loc_conf(ngx_conf_t *cf)
      *     conf->upstream.upstream = NULL;
      *     conf->upstream.next_upstream = 0;
      *     conf->uri = { 0, NULL };
+     *     conf->cache_key = NULL;
      */
 
     conf->upstream.local = NGX_CONF_UNSET_PTR;
@@ -455,6 +527,10 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->cache_valid, prev->cache_valid, NULL);
     ngx_conf_merge_ptr_value(conf->cache_bypass, prev->cache_bypass, NULL);
 
+    if (conf->cache_key == NULL) {
+        conf->cache_key = prev->cache_key;
+    }
+
     /* routes declared here use this location's timeouts and retries */
 
     if (conf->routes != NGX_CONF_UNSET_PTR) {
@@ -483,6 +559,8 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (clcf->handler == ngx_rpc_handler) {
         conf->max_body_size = clcf->client_max_body_size;
         clcf->client_max_body_size = 0;
+
+        ngx_rpc_conf_used(cf, conf);
     }
 
     return NGX_CONF_OK;
@@ -528,6 +606,13 @@ ngx_rpc_route(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (rlcf->routes == NGX_CONF_UNSET_PTR) {
         rlcf->routes = ngx_array_create(cf->pool, 2, sizeof(ngx_rpc_route_t));
         if (rlcf->routes == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_rpc_conf_use(cf, "rpc_route", rlcf->routes,
+                             NGX_RPC_USED_PASS)
+            != NGX_OK)
+        {
             return NGX_CONF_ERROR;
         }
     }
@@ -725,6 +810,115 @@ ngx_rpc_upstream_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* rpc_cache_valid of ngx_rpc_cache.c, its first line remembered */
+
+static char *
+ngx_rpc_cache_valid_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_rpc_loc_conf_t  *rlcf = conf;
+
+    char        *rv;
+    ngx_uint_t   first;
+
+    first = (rlcf->cache_valid == NGX_CONF_UNSET_PTR);
+
+    rv = ngx_rpc_cache_valid(cf, cmd, conf);
+
+    if (rv != NGX_CONF_OK || !first) {
+        return rv;
+    }
+
+    if (ngx_rpc_conf_use(cf, "rpc_cache_valid", rlcf->cache_valid,
+                         NGX_RPC_USED_PASS|NGX_RPC_USED_CACHE)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_rpc_check_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_int_t              *np = data;
+    ngx_conf_num_bounds_t  *bounds = post;
+
+    u_char  *p;
+
+    if (*np >= bounds->low && *np <= bounds->high) {
+        return NGX_CONF_OK;
+    }
+
+    /* ngx_conf_handler() prints it after the directive's name */
+
+    p = ngx_pnalloc(cf->pool, sizeof("value must be between  and ")
+                              + 2 * NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf(p, "value must be between %i and %i%Z",
+                bounds->low, bounds->high);
+
+    return (char *) p;
+}
+
+
+static ngx_int_t
+ngx_rpc_conf_use(ngx_conf_t *cf, char *name, void *value, ngx_uint_t need)
+{
+    ngx_rpc_conf_use_t   *use;
+    ngx_rpc_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_rpc_module);
+
+    use = ngx_array_push(&rmcf->uses);
+    if (use == NULL) {
+        return NGX_ERROR;
+    }
+
+    use->value = value;
+    use->name = name;
+    use->file = cf->conf_file->file.name.data;
+    use->line = cf->conf_file->line;
+    use->need = need;
+    use->used = 0;
+
+    return NGX_OK;
+}
+
+
+/* a location with rpc_pass: the directives it inherited take effect */
+
+static void
+ngx_rpc_conf_used(ngx_conf_t *cf, ngx_rpc_loc_conf_t *rlcf)
+{
+    ngx_uint_t            i;
+    ngx_rpc_conf_use_t   *use;
+    ngx_rpc_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_rpc_module);
+
+    use = rmcf->uses.elts;
+
+    for (i = 0; i < rmcf->uses.nelts; i++) {
+
+        if (use[i].value == rlcf->routes) {
+            use[i].used |= NGX_RPC_USED_PASS;
+
+        } else if (use[i].value == rlcf->cache_valid) {
+            use[i].used |= NGX_RPC_USED_PASS;
+
+            if (rlcf->cache) {
+                use[i].used |= NGX_RPC_USED_CACHE;
+            }
+        }
+    }
 }
 
 

@@ -32,7 +32,6 @@ location /small {
 }
 location /nocache {
     rpc_pass backend;
-    rpc_cache_valid * 1h;
 }
 EOF
 

@@ -1,11 +1,29 @@
 #!/bin/bash
 # Installs what building, running and testing ngx_rpc_module needs, from
 # Debian's packages.  Does nothing when everything is already there.
+#
+#   t/deps.sh         everything: build, demo, tests (npm packages of t/js
+#                     included) and benchmarks
+#   t/deps.sh demo    only what `make run` needs: nginx, the build, and
+#                     the demo upstream (t/lib/upstream.pl: perl) and curl
 set -e
 
-PKGS="nginx-core nginx-dev libyajl-dev libhiredis-dev build-essential
-      redis-server wrk valgrind curl openssl libtest-base-perl
-      libprotocol-websocket-perl libtext-diff-perl"
+mode="${1:-all}"
+
+# build and run: the module, the packaged nginx it loads into, the demo
+PKGS="nginx-core nginx-dev libyajl-dev libhiredis-dev build-essential perl
+      curl"
+
+case "$mode" in
+all)
+    PKGS="$PKGS redis-server wrk valgrind openssl ca-certificates
+          libtest-base-perl libprotocol-websocket-perl libtext-diff-perl" ;;
+demo)
+    ;;
+*)
+    echo "usage: $0 [demo]" >&2
+    exit 2 ;;
+esac
 
 missing=""
 for p in $PKGS; do
@@ -14,8 +32,10 @@ for p in $PKGS; do
 done
 
 # Node.js runs the real clients and node of t/012 (any recent Node.js will do)
-command -v node > /dev/null || missing="$missing nodejs"
-command -v npm > /dev/null || missing="$missing npm"
+if [ "$mode" = all ]; then
+    command -v node > /dev/null || missing="$missing nodejs"
+    command -v npm > /dev/null || missing="$missing npm"
+fi
 
 if [ -n "$missing" ]; then
     if [ "$(id -u)" != 0 ]; then
@@ -33,6 +53,8 @@ if [ -n "$missing" ]; then
         || { tail -30 /tmp/ngx-rpc-apt.log; rm -f /usr/sbin/policy-rc.d; exit 1; }
     rm -f /usr/sbin/policy-rc.d
 fi
+
+[ "$mode" = demo ] && exit 0
 
 # ethers and ganache from the npm registry, at the versions of the lock file
 js="$(dirname "$0")/js"
