@@ -223,4 +223,4 @@ is(rpc(call('sum', '[4]', 2)), '{"jsonrpc":"2.0","id":2,"result":4}',
    'log_subrequest on: answered');
 still_fine('log_subrequest on');
 
-done_testing();
+stop_nginx();
