@@ -90,7 +90,10 @@ typedef struct {
 } ngx_rpc_msg_t;
 
 
-/* a piece of the stream held in memory: parsed bytes are never moved */
+/*
+ * a piece of the stream held in memory: parsed bytes are never moved; a
+ * piece that follows the previous one in memory extends its segment
+ */
 typedef struct {
     u_char                      *start;
     off_t                        offset;
@@ -102,13 +105,14 @@ typedef struct {
     yajl_handle                  yajl;
     ngx_pool_t                  *pool;
     ngx_log_t                   *log;
-    ngx_array_t                  segs;
+    ngx_array_t                  segs;   /* of ngx_rpc_seg_t, by offset */
     ngx_array_t                  msgs;
     ngx_rpc_msg_t               *msg;
-    u_char                      *chunk;
+    u_char                      *copy;   /* room for small pieces */
+    u_char                      *copy_end;
     off_t                        base;
     off_t                        last;
-    off_t                        vstart;
+    off_t                        end;    /* of the top-level value */
     off_t                        total;
     ngx_uint_t                   depth;
     ngx_uint_t                   max_depth;
@@ -116,6 +120,7 @@ typedef struct {
     ngx_uint_t                   key;
     ngx_uint_t                   top;
     ngx_int_t                    error;
+    unsigned                     complete:1;
     unsigned                     done:1;
 } ngx_rpc_parser_t;
 

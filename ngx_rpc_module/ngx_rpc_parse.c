@@ -4,7 +4,13 @@
  *
  * Bytes are fed as they sit in nginx buffers; every value of interest is
  * kept as a range of stream offsets, so the bytes are never copied.  Only
- * the decoded method name is copied, to match it against patterns.
+ * the decoded method name is copied, to match it against patterns, and
+ * small pieces that lie apart in memory, so that a body read a byte at a
+ * time does not cost a segment per byte.
+ *
+ * Every step costs time in proportion to the bytes it looks at, however
+ * the stream is split: a segment is found by binary search, and the bytes
+ * between two tokens are looked at once.
  */
 
 
@@ -12,6 +18,14 @@
 
 
 #define ngx_rpc_msg_depth(p)  ((p)->top == NGX_RPC_ARRAY ? 2 : 1)
+
+/* JSON white space; yajl also skips form feed and vertical tab */
+#define ngx_rpc_parse_space(ch)                                              \
+    ((ch) == ' ' || (ch) == '\t' || (ch) == '\r' || (ch) == '\n')
+
+/* pieces shorter than this that do not follow the previous one are copied */
+#define NGX_RPC_PARSE_SMALL   128
+#define NGX_RPC_PARSE_BLOCK   2048
 
 
 static int ngx_rpc_parse_null(void *ctx);
@@ -28,7 +42,12 @@ static int ngx_rpc_parse_scalar(ngx_rpc_parser_t *p, ngx_uint_t type);
 static int ngx_rpc_parse_open(ngx_rpc_parser_t *p, ngx_uint_t type);
 static ngx_rpc_msg_t *ngx_rpc_parse_msg(ngx_rpc_parser_t *p,
     ngx_uint_t type, off_t start);
+static ngx_int_t ngx_rpc_parse_keep(ngx_rpc_parser_t *p, u_char *data,
+    size_t len);
+static ngx_int_t ngx_rpc_parse_after(ngx_rpc_parser_t *p, u_char *data,
+    size_t len);
 static off_t ngx_rpc_parse_start(ngx_rpc_parser_t *p, off_t end);
+static ngx_uint_t ngx_rpc_parse_find(ngx_rpc_parser_t *p, off_t off);
 static void ngx_rpc_parse_log(ngx_rpc_parser_t *p);
 static void ngx_rpc_parse_cleanup(void *data);
 
@@ -109,8 +128,8 @@ ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool, ngx_log_t *log,
 ngx_int_t
 ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
 {
-    yajl_status     st;
-    ngx_rpc_seg_t  *seg;
+    size_t       n;
+    yajl_status  st;
 
     if (p->error) {
         return NGX_ERROR;
@@ -123,35 +142,48 @@ ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, p->log, 0,
                    "rpc: parse %uz bytes at %O", len, p->total);
 
-    seg = ngx_array_push(&p->segs);
-    if (seg == NULL) {
+    if (ngx_rpc_parse_keep(p, data, len) != NGX_OK) {
         p->error = NGX_ERROR;
         return NGX_ERROR;
     }
 
-    seg->start = data;
-    seg->offset = p->total;
-    seg->len = len;
+    /*
+     * yajl takes form feed and vertical tab for white space; JSON has them
+     * nowhere unescaped.  yajl gets only the bytes before one, so that the
+     * first fault in the stream is the one reported, however it is split.
+     */
 
-    /* yajl takes these for white space; JSON has them nowhere unescaped */
-
-    if (memchr(data, '\f', len) != NULL || memchr(data, '\v', len) != NULL)
-    {
-        ngx_log_error(NGX_LOG_INFO, p->log, 0,
-                      "rpc: invalid JSON: form feed or vertical tab");
-        p->error = NGX_RPC_PARSE_ERROR;
-        return NGX_ERROR;
+    for (n = 0; n < len; n++) {
+        if (data[n] == '\f' || data[n] == '\v') {
+            break;
+        }
     }
 
     p->base = p->total;
-    p->chunk = data;
+    st = yajl_status_ok;
 
-    st = yajl_parse(p->yajl, data, len);
+    /* once the value is complete, yajl has nothing more to say */
+
+    if (n && !p->complete) {
+        st = yajl_parse(p->yajl, data, n);
+    }
 
     p->total += len;
 
+    if (p->complete && ngx_rpc_parse_after(p, data, n) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (st != yajl_status_ok) {
         ngx_rpc_parse_log(p);
+        return NGX_ERROR;
+    }
+
+    if (n < len) {
+        ngx_log_error(NGX_LOG_INFO, p->log, 0,
+                      "rpc: invalid JSON: form feed or vertical tab "
+                      "at byte %O", p->base + (off_t) n);
+        p->error = NGX_RPC_PARSE_ERROR;
         return NGX_ERROR;
     }
 
@@ -175,7 +207,101 @@ ngx_rpc_parse_finish(ngx_rpc_parser_t *p)
         return NGX_ERROR;
     }
 
+    if (!p->complete) {
+        ngx_log_error(NGX_LOG_INFO, p->log, 0,
+                      "rpc: invalid JSON: no complete value");
+        p->error = NGX_RPC_PARSE_ERROR;
+        return NGX_ERROR;
+    }
+
     p->done = 1;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, p->log, 0,
+                   "rpc: parsed %O bytes in %ui segments, %ui messages",
+                   p->total, p->segs.nelts, p->msgs.nelts);
+
+    return NGX_OK;
+}
+
+
+/*
+ * yajl waits for more input on a token left open after the value (a quote,
+ * a string without its end) and does not complain when there is none
+ */
+
+static ngx_int_t
+ngx_rpc_parse_after(ngx_rpc_parser_t *p, u_char *data, size_t len)
+{
+    size_t  i;
+
+    i = (p->end > p->base) ? (size_t) (p->end - p->base) : 0;
+
+    for ( /* void */ ; i < len; i++) {
+        if (!ngx_rpc_parse_space(data[i])) {
+            ngx_log_error(NGX_LOG_INFO, p->log, 0,
+                          "rpc: invalid JSON: data after the value "
+                          "at byte %O", p->base + (off_t) i);
+            p->error = NGX_RPC_PARSE_ERROR;
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A piece that follows the last segment in memory extends it: nginx reads
+ * into the free end of one buffer, and copies made one after another from
+ * a pool usually lie end to end.  A small piece elsewhere is copied, so
+ * that bytes read one at a time do not cost a segment each.
+ */
+
+static ngx_int_t
+ngx_rpc_parse_keep(ngx_rpc_parser_t *p, u_char *data, size_t len)
+{
+    ngx_rpc_seg_t  *seg;
+
+    seg = NULL;
+
+    if (p->segs.nelts) {
+        seg = (ngx_rpc_seg_t *) p->segs.elts + p->segs.nelts - 1;
+
+        if (seg->start + seg->len == data) {
+            seg->len += len;
+            return NGX_OK;
+        }
+    }
+
+    if (seg && len < NGX_RPC_PARSE_SMALL) {
+
+        if ((size_t) (p->copy_end - p->copy) < len) {
+            p->copy = ngx_pnalloc(p->pool, NGX_RPC_PARSE_BLOCK);
+            if (p->copy == NULL) {
+                return NGX_ERROR;
+            }
+
+            p->copy_end = p->copy + NGX_RPC_PARSE_BLOCK;
+        }
+
+        ngx_memcpy(p->copy, data, len);
+        data = p->copy;
+        p->copy += len;
+
+        if (seg->start + seg->len == data) {
+            seg->len += len;
+            return NGX_OK;
+        }
+    }
+
+    seg = ngx_array_push(&p->segs);
+    if (seg == NULL) {
+        return NGX_ERROR;
+    }
+
+    seg->start = data;
+    seg->offset = p->total;
+    seg->len = len;
 
     return NGX_OK;
 }
@@ -184,6 +310,7 @@ ngx_rpc_parse_finish(ngx_rpc_parser_t *p)
 static void
 ngx_rpc_parse_log(ngx_rpc_parser_t *p)
 {
+    size_t          len;
     unsigned char  *err;
 
     if (p->error == NGX_RPC_BATCH_TOO_LARGE) {
@@ -206,12 +333,23 @@ ngx_rpc_parse_log(ngx_rpc_parser_t *p)
 
     err = yajl_get_error(p->yajl, 0, NULL, 0);
 
-    ngx_log_error(NGX_LOG_INFO, p->log, 0, "rpc: invalid JSON: %s",
-                  err ? (char *) err : "unknown error");
-
-    if (err) {
-        yajl_free_error(p->yajl, err);
+    if (err == NULL) {
+        ngx_log_error(NGX_LOG_INFO, p->log, 0, "rpc: invalid JSON");
+        return;
     }
+
+    /* yajl ends its message with a new line: one log entry, one line */
+
+    len = ngx_strlen(err);
+
+    while (len && (err[len - 1] == '\n' || err[len - 1] == ' ')) {
+        len--;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, p->log, 0, "rpc: invalid JSON: %*s",
+                  len, err);
+
+    yajl_free_error(p->yajl, err);
 }
 
 
@@ -381,6 +519,8 @@ ngx_rpc_parse_scalar(ngx_rpc_parser_t *p, ngx_uint_t type)
     if (p->depth == 0) {
         p->top = type;
         p->last = end;
+        p->end = end;
+        p->complete = 1;
         return 1;
     }
 
@@ -464,6 +604,11 @@ ngx_rpc_parse_end_container(void *ctx)
     p->depth--;
     depth = ngx_rpc_msg_depth(p);
 
+    if (p->depth == 0) {
+        p->end = end;
+        p->complete = 1;
+    }
+
     if (p->msg == NULL) {
         return 1;
     }
@@ -512,41 +657,75 @@ ngx_rpc_parse_msg(ngx_rpc_parser_t *p, ngx_uint_t type, off_t start)
 
 /*
  * yajl reports where a token ends; it starts after the separators that
- * follow the previous token, which may lie in an earlier buffer
+ * follow the previous token, which may lie in an earlier buffer.  The
+ * previous token ends at p->last, which only moves on: each separator is
+ * looked at once.
  */
 
 static off_t
 ngx_rpc_parse_start(ngx_rpc_parser_t *p, off_t end)
 {
     off_t           off;
-    ngx_int_t       ch;
+    u_char          ch;
     ngx_uint_t      i;
     ngx_rpc_seg_t  *seg;
 
+    off = p->last;
+
+    if (off >= end || p->segs.nelts == 0) {
+        return off;
+    }
+
     seg = p->segs.elts;
+    i = ngx_rpc_parse_find(p, off);
 
-    for (off = p->last; off < end; off++) {
+    while (off < end) {
 
-        ch = -1;
-
-        for (i = p->segs.nelts; i > 0; i--) {
-            if (off >= seg[i - 1].offset) {
-                if (off < seg[i - 1].offset + (off_t) seg[i - 1].len) {
-                    ch = seg[i - 1].start[off - seg[i - 1].offset];
-                }
-
+        if (off >= seg[i].offset + (off_t) seg[i].len) {
+            if (++i == p->segs.nelts) {
                 break;
             }
+
+            continue;
         }
 
-        if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n'
-            && ch != ',' && ch != ':')
-        {
+        ch = seg[i].start[off - seg[i].offset];
+
+        if (!ngx_rpc_parse_space(ch) && ch != ',' && ch != ':') {
             break;
         }
+
+        off++;
     }
 
     return off;
+}
+
+
+/* the last segment that starts at or before off; there is one at least */
+
+static ngx_uint_t
+ngx_rpc_parse_find(ngx_rpc_parser_t *p, off_t off)
+{
+    ngx_uint_t      lo, hi, mid;
+    ngx_rpc_seg_t  *seg;
+
+    seg = p->segs.elts;
+    lo = 0;
+    hi = p->segs.nelts;
+
+    while (hi - lo > 1) {
+        mid = lo + (hi - lo) / 2;
+
+        if (seg[mid].offset <= off) {
+            lo = mid;
+
+        } else {
+            hi = mid;
+        }
+    }
+
+    return lo;
 }
 
 
@@ -558,10 +737,16 @@ ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_pool_t *pool,
     ngx_uint_t      i;
     ngx_rpc_seg_t  *seg;
 
+    if (range->start >= range->end || p->segs.nelts == 0) {
+        return NGX_OK;
+    }
+
     seg = p->segs.elts;
 
-    for (i = 0; i < p->segs.nelts; i++) {
-
+    for (i = ngx_rpc_parse_find(p, range->start);
+         i < p->segs.nelts && seg[i].offset < range->end;
+         i++)
+    {
         from = ngx_max(range->start, seg[i].offset);
         to = ngx_min(range->end, seg[i].offset + (off_t) seg[i].len);
 
@@ -581,23 +766,24 @@ ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_pool_t *pool,
 }
 
 
-/* a value as one string: in place, or copied when it straddles buffers */
+/* a value as one string: in place, or copied when it straddles segments */
 
 ngx_int_t
 ngx_rpc_parse_copy(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
     ngx_str_t *out)
 {
-    ngx_uint_t      i;
     ngx_rpc_seg_t  *seg;
 
-    seg = p->segs.elts;
     out->len = range->end - range->start;
 
-    for (i = 0; i < p->segs.nelts; i++) {
-        if (range->start >= seg[i].offset
-            && range->end <= seg[i].offset + (off_t) seg[i].len)
+    if (p->segs.nelts) {
+        seg = (ngx_rpc_seg_t *) p->segs.elts
+              + ngx_rpc_parse_find(p, range->start);
+
+        if (range->start >= seg->offset
+            && range->end <= seg->offset + (off_t) seg->len)
         {
-            out->data = seg[i].start + (range->start - seg[i].offset);
+            out->data = seg->start + (range->start - seg->offset);
             return NGX_OK;
         }
     }
@@ -623,9 +809,16 @@ ngx_rpc_parse_copy_to(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
     ngx_uint_t      i;
     ngx_rpc_seg_t  *seg;
 
+    if (range->start >= range->end || p->segs.nelts == 0) {
+        return dst;
+    }
+
     seg = p->segs.elts;
 
-    for (i = 0; i < p->segs.nelts; i++) {
+    for (i = ngx_rpc_parse_find(p, range->start);
+         i < p->segs.nelts && seg[i].offset < range->end;
+         i++)
+    {
         from = ngx_max(range->start, seg[i].offset);
         to = ngx_min(range->end, seg[i].offset + (off_t) seg[i].len);
 

@@ -1,14 +1,18 @@
 # Parsing: the JSONTestSuite corpus, ids echoed byte for byte, bodies split
-# across buffers at every byte, chunked bodies and bodies in temp files.
+# across buffers at every byte, chunked bodies and bodies in temp files;
+# nothing but white space after the value, the first fault in the stream
+# decides the answer however the body is split, and a body read in small
+# pieces costs time in proportion to its size.
 use strict;
 use warnings;
-use Test::More;
+use Test::Base;
 use IO::Socket::INET;
-use Time::HiRes qw(sleep);
+use POSIX ();
+use Time::HiRes qw(sleep time);
 use lib 't/lib';
 use RPCTest;
 
-my $corpus = "$RPCTest::Root/../shared/corpora/JSONTestSuite/test_parsing";
+my $corpus = "$RPCTest::Root/t/corpora/JSONTestSuite/test_parsing";
 my $parse_error =
     '{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}';
 
@@ -16,7 +20,8 @@ start_nginx(
     http_config => 'upstream backend { server 127.0.0.1:$UPSTREAM_PORT; '
                  . 'keepalive 4; }',
     config => 'location /rpc { rpc_pass backend; }
-               location /small { client_body_buffer_size 1k; rpc_pass backend; }',
+               location /small { client_body_buffer_size 1k; rpc_pass backend; }
+               location /batch2 { rpc_max_batch 2; rpc_pass backend; }',
     log_level => 'debug')
     or BAIL_OUT("nginx did not start");
 
@@ -110,6 +115,49 @@ for my $k (1 .. length($broken) - 1) {
 }
 ok(!@fail, "invalid body split at every byte: -32700") or diag(join "\n", @fail);
 
+# a string left open after the value is not more input to wait for: split
+# anywhere, the body is a parse error
+@fail = ();
+my $call = '{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}';
+my $open = qq([$call] "no closing quote);
+for my $k (1 .. length($open) - 1) {
+    my $r = http_post($open, split => [[0, $k], [$k, length($open) - $k]]);
+    push @fail, "$k: $r->{body}" if $r->{body} ne $parse_error;
+}
+ok(!@fail, "a string open after the value, split at every byte: -32700")
+    or diag(join "\n", @fail);
+
+for my $tail ('"', ' "abc', 'tru', '1', '-', '/') {
+    my $r = http_post($call . $tail,
+                      split => [[0, length $call], [length $call, 9]],
+                      delay => 0.05);
+    is($r->{body}, $parse_error, "'$tail' after the value, in a read of "
+                                 . "its own: -32700");
+}
+
+# --- the first fault in the stream decides, however the body is split:
+# a form feed after a batch that is too large, and one before it
+
+my $batch3 = '[' . join(',', ($call) x 3) . ']';
+my $too_large = '{"jsonrpc":"2.0","error":{"code":-32007,'
+              . '"message":"Batch too large"},"id":null}';
+for my $case (["$batch3\f", $too_large, 'form feed after a batch of 3'],
+              ["$batch3 \x0b", $too_large, 'vertical tab after a batch of 3'],
+              ["[$call,\f$call,$call]", $parse_error,
+               'form feed in a batch of 3 before its third call'])
+{
+    my ($b, $want, $name) = @$case;
+    my %got;
+    for my $k (0 .. length($b) - 1) {
+        my $r = http_post($b, path => '/batch2',
+                          split => $k ? [[0, $k], [$k, length($b) - $k]]
+                                      : undef);
+        push @{$got{$r->{body}}}, $k;
+    }
+    is_deeply([keys %got], [$want], "$name, split at every byte")
+        or diag(join "\n", map { "$_ at @{$got{$_}}" } keys %got);
+}
+
 # --- bodies nginx writes to a temp file are parsed, from copies, as they
 # arrive
 
@@ -162,3 +210,231 @@ is(http_post('"jsonrpc"')->{body},
    "a string body: invalid request");
 
 stop_nginx();
+
+run_blocks();
+
+# --- a body read in small pieces is parsed in time proportional to its
+# size, and so is an upstream reply.  client_body_buffer_size 64 makes nginx
+# read the body 64 bytes at a time, as it would a body that a client
+# trickles in, but every time: 3.2 MB of white space before a value took
+# 60 s when each token's start was looked for from the first piece on,
+# 0.4 s now (2.4 s under valgrind).  An upstream reply in 1-byte chunks
+# with 300 kB of white space took 54 s, 0.1 s now (1 s under valgrind).
+
+my $reply = '{"jsonrpc":"2.0","id":0,"result":' . (' ' x 300_000) . '1}';
+my $trickler = reply_once("HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                          . "Transfer-Encoding: chunked\r\n\r\n"
+                          . join('', map { "1\r\n$_\r\n" } split //, $reply)
+                          . "0\r\n\r\n");
+start_nginx(
+    http_config => 'upstream backend { server 127.0.0.1:$UPSTREAM_PORT; }',
+    config => 'location /rpc { client_body_buffer_size 64;
+                               client_max_body_size 4m;
+                               rpc_pass backend; }
+               location /trickle { rpc_pass 127.0.0.1:$TRICKLE_PORT; }')
+    or BAIL_OUT("nginx did not start");
+for my $case (['/rpc', '{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":'
+                       . (' ' x 3_200_000) . '1}',
+               '{"jsonrpc":"2.0","id":1,"result":3}',
+               '3.2 MB of white space read 64 bytes at a time'],
+              ['/trickle', '{"jsonrpc":"2.0","method":"m","id":1}',
+               '{"jsonrpc":"2.0","id":1,"result":1}',
+               'a reply with 300 kB of white space in 1-byte chunks'])
+{
+    my ($path, $body, $want, $name) = @$case;
+    my $start = time;
+    my $res = http_post($body, path => $path, timeout => 15);
+    my $took = time - $start;
+    is($res->{body}, $want, "$name: answered");
+    ok($took < 15, sprintf("$name: in %.1f s, under 15 s", $took));
+
+    # a worker that is still parsing would outlive the test
+    kill 'KILL', worker_pids() if !$res->{status};
+}
+stop_nginx();
+kill 'TERM', $trickler;
+waitpid($trickler, 0);
+
+
+# a server on $TRICKLE_PORT that reads one request and sends $raw
+sub reply_once {
+    my ($raw) = @_;
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                  LocalPort => port('TRICKLE_PORT'),
+                                  Listen => 1, ReuseAddr => 1)
+        or die "listen: $!";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        alarm 60;
+        my $c = $l->accept or POSIX::_exit(1);
+        my $in = '';
+        while (sysread($c, $in, 65536, length $in)) {
+            my $end = index($in, "\r\n\r\n");
+            last if $end >= 0 && $in =~ /Content-Length: (\d+)/i
+                    && length($in) >= $end + 4 + $1;
+        }
+        syswrite($c, $raw);
+        close $c;
+        POSIX::_exit(0);
+    }
+    close $l;
+    return $pid;
+}
+
+
+sub worker_pids {
+    my $pid = nginx_pid() or return;
+    return $pid if $Valgrind;
+    open my $f, '<', "/proc/$pid/task/$pid/children" or return;
+    return split ' ', <$f> // '';
+}
+
+
+__DATA__
+
+=== TEST 1: a quote after the value is a parse error, not ignored
+--- http_config
+upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 4; }
+server {
+    listen 127.0.0.1:$JUNK_PORT;
+    location /quote { return 200 '{"jsonrpc":"2.0","id":0,"result":1}"'; }
+    location /open { return 200 '[{"jsonrpc":"2.0","id":0,"result":1}] "abc'; }
+    location /space { return 200 '{"jsonrpc":"2.0","id":0,"result":1} \t\r\n'; }
+}
+--- config
+location /rpc { rpc_pass backend; }
+location /quote { rpc_pass http://127.0.0.1:$JUNK_PORT/quote; }
+location /open { rpc_pass http://127.0.0.1:$JUNK_PORT/open; }
+location /space { rpc_pass http://127.0.0.1:$JUNK_PORT/space; }
+location /batch2 { rpc_max_batch 2; rpc_pass backend; }
+--- request
+{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"
+--- error_code
+200
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+--- error_log
+rpc: invalid JSON: data after the value at byte 54,
+
+=== TEST 2: a batch with a string open after it
+--- request
+[{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}] "no closing quote
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+--- error_log
+rpc: invalid JSON: data after the value at byte 57,
+
+=== TEST 3: a string open after the value, in chunks
+--- request
+{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"abc
+--- chunk_size
+5
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+
+=== TEST 4: a string after a string
+--- request
+"jsonrpc""
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+
+=== TEST 5: a literal cut short after the value
+--- request
+{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}tru
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+
+=== TEST 6: a number after the value
+--- request
+{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}1
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+
+=== TEST 7: a minus after the value
+--- request
+{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1} -
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+
+=== TEST 8: a slash after the value
+--- request
+{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}/
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+
+=== TEST 9: JSON white space after the value is fine
+--- request eval
+qq({"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1} \t\r\n \n)
+--- response_body
+{"jsonrpc":"2.0","id":1,"result":3}
+
+=== TEST 10: a form feed after the value is not JSON white space
+--- request eval
+qq({"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}\f)
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+--- error_log
+rpc: invalid JSON: form feed or vertical tab at byte 54,
+
+=== TEST 11: a batch too large, then a form feed: the batch is first
+--- path
+/batch2
+--- request eval
+'[' . ('{"jsonrpc":"2.0","method":"sum","id":1},' x 2)
+    . '{"jsonrpc":"2.0","method":"sum","id":1}]' . "\f"
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32007,"message":"Batch too large"},"id":null}
+--- error_log
+rpc: batch of more than 2 calls
+--- no_error_log
+form feed
+
+=== TEST 12: a vertical tab, then a batch too large: the tab is first
+--- path
+/batch2
+--- request eval
+"[\x0b" . ('{"jsonrpc":"2.0","method":"sum","id":1},' x 2)
+    . '{"jsonrpc":"2.0","method":"sum","id":1}]'
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+--- error_log
+rpc: invalid JSON: form feed or vertical tab at byte 1,
+--- no_error_log
+rpc: batch of more than
+
+=== TEST 13: yajl's message is one line of error.log
+--- request
+{"jsonrpc":"2.0","method":"sum","params":[tru]}
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+--- error_log
+rpc: invalid JSON: lexical error: invalid string in json text., client: 127.0.0.1,
+
+=== TEST 14: an upstream reply with a quote after it is not JSON
+--- path
+/quote
+--- request
+{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":7}
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32004,"message":"Upstream reply is not valid JSON"},"id":7}
+--- error_log
+rpc: invalid JSON: data after the value at byte 35 
+rpc: upstream reply is not valid JSON
+
+=== TEST 15: an upstream reply to a batch with a string open after it
+--- path
+/open
+--- request
+[{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":7},{"jsonrpc":"2.0","method":"sum","params":[3],"id":8}]
+--- response_body
+[{"jsonrpc":"2.0","error":{"code":-32004,"message":"Upstream reply is not valid JSON"},"id":7},{"jsonrpc":"2.0","error":{"code":-32004,"message":"Upstream reply is not valid JSON"},"id":8}]
+--- error_log
+rpc: upstream reply is not valid JSON
+
+=== TEST 16: an upstream reply with white space after it is fine
+--- path
+/space
+--- request
+{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":7}
+--- response_body
+{"jsonrpc":"2.0","id":7,"result":1}
