@@ -277,21 +277,21 @@ typedef struct {
  *
  * A call lives in its message's ctx->calls and ends with it.  It is answered
  * exactly once, by ngx_rpc_call_done() (ngx_rpc_call.c; later calls do
- * nothing), which alone sets its outcome code, takes it out of ctx->pending and of this worker's held
- * calls, and posts ctx->wake when the last pending call of the message is
- * done.  Before that call, whoever answers may leave the answer's bytes:
- * reply (a response in its exchange's reply, kept alive by its reference
- * on the exchange), or answer (bytes in ctx->pool: a cache hit, a Redis
- * value, a collapsed call's share; an error object when answer_error).
+ * nothing), which alone sets its outcome code, takes it out of ctx->pending
+ * and of this worker's held calls, gives a flight it leads the same answer,
+ * and posts ctx->wake when the last pending call of the message is done.
+ * Before that, whoever answers may leave the answer's bytes: reply (a
+ * response in its exchange's reply, kept alive by its reference on the
+ * exchange), or answer (bytes in ctx->pool: a cache hit, a Redis value, a
+ * collapsed call's share; an error object when answer_error).
  *
- * While waiting, a call is in exactly one of: a Redis lookup (lookup), a
- * flight it waits on (flight, not leader), a batcher queue (batcher), an
+ * While waiting, a call is in exactly one of: a flight it waits on (flight,
+ * not leader), a Redis lookup (lookup), a batcher queue (batcher), an
  * exchange (exchange, slot); send marks one that is to go upstream at the
  * next ngx_rpc_dispatcher_send().  A call that leads a flight (flight with
- * flight->leader == call) waits in a batcher or an exchange as well.
+ * flight->leader == call) is in a lookup, a batcher or an exchange as well.
  * ngx_rpc_call_cancel() takes a call out of all of them.
  */
-
 struct ngx_rpc_call_s {
     ngx_rpc_ctx_t               *ctx;
     ngx_rpc_msg_t               *msg;
@@ -379,8 +379,7 @@ char *ngx_rpc_cache_valid(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* ngx_rpc_flight.c */
 ngx_int_t ngx_rpc_flight_join(ngx_rpc_call_t *call);
-void ngx_rpc_flight_land(ngx_rpc_call_t *call, ngx_rpc_parser_t *p,
-    ngx_int_t code);
+void ngx_rpc_flight_land(ngx_rpc_call_t *call);
 void ngx_rpc_flight_leave(ngx_rpc_call_t *call);
 
 /* ngx_rpc_call.c */

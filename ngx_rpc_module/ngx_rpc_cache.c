@@ -116,6 +116,12 @@ ngx_rpc_cache_lookup(ngx_rpc_call_t *call)
     call->cache_status = (rc == NGX_ABORT) ? NGX_RPC_CACHE_EXPIRED
                                            : NGX_RPC_CACHE_MISS;
 
+    /* identical calls wait for the first, which alone asks Redis */
+
+    if (ngx_rpc_flight_join(call) == NGX_AGAIN) {
+        return NGX_AGAIN;
+    }
+
     rmcf = ngx_http_get_module_main_conf(r, ngx_rpc_module);
 
     if (rmcf->redis) {
@@ -127,7 +133,7 @@ ngx_rpc_cache_lookup(ngx_rpc_call_t *call)
         }
     }
 
-    return ngx_rpc_flight_join(call);
+    return NGX_DECLINED;
 }
 
 
@@ -430,7 +436,7 @@ ngx_rpc_cache_redis_handler(void *data, redisReply **reply)
         ngx_rpc_call_done(call, 0);
 
     } else {
-        call->send = (ngx_rpc_flight_join(call) == NGX_DECLINED);
+        call->send = 1;
     }
 
     /* calls of the message to send wait for its last lookup */
@@ -445,6 +451,7 @@ static ngx_int_t
 ngx_rpc_cache_redis_value(ngx_rpc_call_t *call, redisReply *reply)
 {
     u_char              *data;
+    ngx_int_t            rc;
     ngx_log_t           *log;
     ngx_rpc_ctx_t       *ctx;
     ngx_rpc_cache_t     *cache;
@@ -474,13 +481,25 @@ ngx_rpc_cache_redis_value(ngx_rpc_call_t *call, redisReply *reply)
 
     ngx_memcpy(data, reply->str, reply->len);
 
-    if (ngx_rpc_parse_init(p, ctx->pool, log, NGX_RPC_VALUE_MAX_DEPTH,
-                           NGX_MAX_INT32_VALUE, 1)
-        != NGX_OK
-        || ngx_rpc_parse_feed(p, data, reply->len) != NGX_OK
-        || ngx_rpc_parse_finish(p) != NGX_OK
-        || p->top == NGX_RPC_NONE || p->top == NGX_RPC_NULL)
+    /* max_msgs 0: the value is checked, its elements are not recorded */
+
+    rc = NGX_DECLINED;
+
+    if (ngx_rpc_parse_init(p, ctx->pool, log, NGX_RPC_VALUE_MAX_DEPTH, 0, 1)
+        == NGX_OK
+        && ngx_rpc_parse_feed(p, data, reply->len) == NGX_OK
+        && ngx_rpc_parse_finish(p) == NGX_OK
+        && p->top != NGX_RPC_NULL)
     {
+        rc = NGX_OK;
+    }
+
+    if (p->yajl) {
+        yajl_free(p->yajl);
+        p->yajl = NULL;
+    }
+
+    if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "rpc cache: Redis value is not one JSON value "
                       "other than null, not used");
@@ -524,10 +543,6 @@ ngx_rpc_cache_update(ngx_rpc_exchange_t *ex)
 
         if (code == 0 && call->reply == NULL) {
             code = NGX_RPC_UPSTREAM_NO_RESULT;
-        }
-
-        if (call->flight) {
-            ngx_rpc_flight_land(call, &ex->reply, code);
         }
 
         if (code) {

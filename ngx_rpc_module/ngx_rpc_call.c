@@ -68,18 +68,14 @@ ngx_rpc_call_done(ngx_rpc_call_t *call, ngx_int_t code)
         call->error = code;
     }
 
-    /* a leader that ends before its exchange does: its waiters end too */
+    /* the identical calls that waited for it get the same answer */
 
     if (call->flight) {
-        if (call->flight->leader != call) {
-            ngx_rpc_flight_leave(call);
-
-        } else if (call->error || call->reply == NULL) {
-            ngx_rpc_flight_land(call, NULL, call->error ? call->error
-                                            : NGX_RPC_UPSTREAM_NO_RESULT);
+        if (call->flight->leader == call) {
+            ngx_rpc_flight_land(call);
 
         } else {
-            ngx_rpc_flight_land(call, &call->exchange->reply, 0);
+            ngx_rpc_flight_leave(call);
         }
     }
 

@@ -48,7 +48,6 @@ typedef struct {
 static ngx_uint_t ngx_rpc_single_only(ngx_http_upstream_conf_t *conf);
 static void ngx_rpc_single_remember(ngx_http_upstream_conf_t *conf);
 static ngx_int_t ngx_rpc_single_send(ngx_rpc_call_t *call);
-static void ngx_rpc_call_unsent(ngx_rpc_call_t *call);
 static ngx_rpc_batcher_t *ngx_rpc_batcher(ngx_http_request_t *r,
     ngx_http_upstream_conf_t *conf);
 static void ngx_rpc_batcher_flush(ngx_event_t *ev);
@@ -240,15 +239,6 @@ ngx_rpc_single_send(ngx_rpc_call_t *call)
 }
 
 
-/* a call that could not go upstream is answered with that */
-
-static void
-ngx_rpc_call_unsent(ngx_rpc_call_t *call)
-{
-    ngx_rpc_call_done(call, NGX_RPC_UPSTREAM_UNAVAILABLE);
-}
-
-
 static ngx_rpc_batcher_t *
 ngx_rpc_batcher(ngx_http_request_t *r, ngx_http_upstream_conf_t *conf)
 {
@@ -352,7 +342,7 @@ ngx_rpc_batcher_send(ngx_rpc_batcher_t *b, ngx_uint_t n)
         }
 
         if (ex == NULL) {
-            ngx_rpc_call_unsent(call);
+            ngx_rpc_call_done(call, NGX_RPC_UPSTREAM_UNAVAILABLE);
         }
     }
 
@@ -646,7 +636,7 @@ ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
             ngx_rpc_exchange_unref(call);
 
             if (ngx_rpc_single_send(call) != NGX_OK) {
-                ngx_rpc_call_unsent(call);
+                ngx_rpc_call_done(call, NGX_RPC_UPSTREAM_UNAVAILABLE);
             }
         }
     }

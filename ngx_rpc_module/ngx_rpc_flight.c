@@ -14,7 +14,8 @@ static ngx_rbtree_node_t  ngx_rpc_flights_sentinel;
 
 /*
  * NGX_AGAIN: the call waits for an identical one in flight in this worker;
- * NGX_DECLINED: it leads, identical calls after it will wait for it.
+ * NGX_DECLINED: it leads, identical calls after it will wait for it (or,
+ * with no memory for the flight, it leads nothing).
  */
 
 ngx_int_t
@@ -59,25 +60,49 @@ ngx_rpc_flight_join(ngx_rpc_call_t *call)
 
 /*
  * The leader's outcome goes to each waiting call: its result or upstream
- * error object, copied into the waiter's pool, or the gateway's code.
+ * error object (a slice of its exchange's reply, or its own answer bytes),
+ * copied into the waiter's pool, or the gateway's code.
  */
 
 void
-ngx_rpc_flight_land(ngx_rpc_call_t *call, ngx_rpc_parser_t *p, ngx_int_t code)
+ngx_rpc_flight_land(ngx_rpc_call_t *call)
 {
-    ngx_int_t          wcode;
+    ngx_str_t          value;
+    ngx_int_t          code, wcode;
+    ngx_uint_t         error;
     ngx_queue_t       *q;
     ngx_rpc_msg_t     *reply;
     ngx_rpc_call_t    *w;
     ngx_rpc_value_t   *v;
     ngx_rpc_flight_t  *f;
+    ngx_rpc_parser_t  *p;
 
     f = call->flight;
     call->flight = NULL;
 
     ngx_rbtree_delete(&ngx_rpc_flights, &f->sn.node);
 
+    code = call->error;
     reply = call->reply;
+    error = call->answer_error;
+    p = NULL;
+    v = NULL;
+    value = call->answer;
+
+    if (code == 0 && reply) {
+        p = &call->exchange->reply;
+        v = &reply->member[NGX_RPC_M_RESULT];
+        error = (v->type == NGX_RPC_NONE);
+
+        if (error) {
+            v = &reply->member[NGX_RPC_M_ERROR];
+        }
+
+        value.len = v->range.end - v->range.start;
+
+    } else if (code == 0 && value.data == NULL) {
+        code = NGX_RPC_UPSTREAM_NO_RESULT;
+    }
 
     while (!ngx_queue_empty(&f->waiters)) {
         q = ngx_queue_head(&f->waiters);
@@ -88,24 +113,23 @@ ngx_rpc_flight_land(ngx_rpc_call_t *call, ngx_rpc_parser_t *p, ngx_int_t code)
         wcode = code;
 
         if (code == 0) {
-            v = &reply->member[NGX_RPC_M_RESULT];
+            w->answer_error = error;
+            w->answer_code = reply ? reply->code : call->answer_code;
+            w->answer_code_ok = reply ? reply->code_ok
+                                      : call->answer_code_ok;
 
-            if (v->type == NGX_RPC_NONE) {
-                v = &reply->member[NGX_RPC_M_ERROR];
-                w->answer_error = 1;
-                w->answer_code = reply->code;
-                w->answer_code_ok = reply->code_ok;
-            }
-
-            w->answer.len = v->range.end - v->range.start;
-            w->answer.data = ngx_pnalloc(w->ctx->pool, w->answer.len);
+            w->answer.len = value.len;
+            w->answer.data = ngx_pnalloc(w->ctx->pool, value.len);
 
             if (w->answer.data == NULL) {
                 ngx_str_null(&w->answer);
                 wcode = NGX_RPC_UPSTREAM_UNAVAILABLE;
 
-            } else {
+            } else if (p) {
                 (void) ngx_rpc_parse_copy_to(p, &v->range, w->answer.data);
+
+            } else {
+                ngx_memcpy(w->answer.data, value.data, value.len);
             }
         }
 

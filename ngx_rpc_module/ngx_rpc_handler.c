@@ -14,6 +14,7 @@ static void ngx_rpc_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_rpc_body_read(ngx_rpc_ctx_t *ctx);
 static ngx_int_t ngx_rpc_dispatch(ngx_rpc_ctx_t *ctx);
 static void ngx_rpc_finish(ngx_rpc_ctx_t *ctx);
+static void ngx_rpc_fail(ngx_rpc_ctx_t *ctx);
 static void ngx_rpc_wake_handler(ngx_event_t *ev);
 static void ngx_rpc_timeout_handler(ngx_event_t *ev);
 static void ngx_rpc_cleanup(void *data);
@@ -203,7 +204,8 @@ ngx_rpc_body_feed(ngx_rpc_ctx_t *ctx, u_char *p, size_t size)
             return NGX_ERROR;
         }
 
-        p = ngx_cpymem(copy, p, size) - size;
+        ngx_memcpy(copy, p, size);
+        p = copy;
     }
 
     if (ngx_rpc_parse_feed(&ctx->parser, p, size) != NGX_OK
@@ -246,9 +248,7 @@ ngx_rpc_body_handler(ngx_http_request_t *r)
     }
 
     if (ngx_rpc_dispatch(ctx) != NGX_OK) {
-        /* exchanges already started must not answer again when done */
-        ctx->responded = 1;
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_rpc_fail(ctx);
         return;
     }
 
@@ -496,8 +496,7 @@ ngx_rpc_wake_handler(ngx_event_t *ev)
     }
 
     if (ctx->lookups == 0 && ngx_rpc_dispatcher_send(ctx) != NGX_OK) {
-        ctx->responded = 1;
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_rpc_fail(ctx);
 
     } else if (ctx->pending == 0) {
         ngx_rpc_finish(ctx);
@@ -522,6 +521,31 @@ ngx_rpc_finish(ngx_rpc_ctx_t *ctx)
     r->read_event_handler = ngx_http_block_reading;
 
     ngx_http_finalize_request(r, ngx_rpc_response_send(ctx));
+}
+
+
+/*
+ * Something failed (no memory, no subrequest): the calls still waiting
+ * leave what they wait for, as the client gets a 500 and no answer, and
+ * exchanges already started must not answer the message again.
+ */
+
+static void
+ngx_rpc_fail(ngx_rpc_ctx_t *ctx)
+{
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    ctx->responded = 1;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    ngx_rpc_call_cancel_all(ctx, NGX_RPC_UPSTREAM_UNAVAILABLE);
+
+    r->read_event_handler = ngx_http_block_reading;
+    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
 }
 
 

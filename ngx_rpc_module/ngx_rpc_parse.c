@@ -77,6 +77,11 @@ static ngx_str_t  ngx_rpc_members[] = {
 };
 
 
+/*
+ * max_msgs: the most requests or responses recorded, more is an error; 0
+ * checks one JSON value and records none of its elements
+ */
+
 ngx_int_t
 ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool, ngx_log_t *log,
     ngx_uint_t max_depth, ngx_uint_t max_msgs, ngx_uint_t n)
@@ -631,15 +636,20 @@ ngx_rpc_parse_msg(ngx_rpc_parser_t *p, ngx_uint_t type, off_t start)
 {
     ngx_rpc_msg_t  *msg;
 
-    if (p->msgs.nelts >= p->max_msgs) {
+    if (p->max_msgs == 0) {
+        /* a value only: one scratch record, never kept */
+        msg = p->msgs.elts;
+
+    } else if (p->msgs.nelts >= p->max_msgs) {
         p->error = NGX_RPC_BATCH_TOO_LARGE;
         return NULL;
-    }
 
-    msg = ngx_array_push(&p->msgs);
-    if (msg == NULL) {
-        p->error = NGX_ERROR;
-        return NULL;
+    } else {
+        msg = ngx_array_push(&p->msgs);
+        if (msg == NULL) {
+            p->error = NGX_ERROR;
+            return NULL;
+        }
     }
 
     ngx_memzero(msg, sizeof(ngx_rpc_msg_t));
