@@ -8,12 +8,14 @@ use strict;
 use warnings;
 use Test::More;
 use Time::HiRes qw(sleep time);
+use IO::Socket::INET;
 use lib 't/lib';
 use RPCTest;
 
 my $http = <<'EOF';
 upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 8; }
 rpc_cache_zone one:1m max_entry=2k;
+rpc_cache_zone large:4m max_entry=2m;
 rpc_cache_redis 127.0.0.1:$REDIS_PORT timeout=2s;
 EOF
 
@@ -23,6 +25,11 @@ location /rpc {
     rpc_cache one;
     rpc_cache_valid test_sleep test_seq 1h;
     rpc_timeout 5s;
+}
+location /large {
+    rpc_pass backend;
+    rpc_cache large;
+    rpc_cache_valid test_seq 1h;
 }
 location /batched {
     rpc_pass backend;
@@ -179,6 +186,43 @@ redis_cli('SET', key('"good"'), '{"ok":[1,"2"]}', 'PX', 60000);
 is(rpc(call('test_seq', '["good"]', 4)),
    '{"jsonrpc":"2.0","id":4,"result":{"ok":[1,"2"]}}',
    'a Redis value that is one JSON value is served');
+
+# a large value is checked without a record per element (an array of 300k
+# elements cost 230 MB), and identical calls of a batch ask Redis once
+sub redis_set {
+    my ($k, $v) = @_;
+    my $r = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => port('REDIS_PORT')) or die;
+    print $r join '', "*5\r\n", map { '$' . length($_) . "\r\n$_\r\n" }
+                                  'SET', $k, $v, 'PX', '60000';
+    my $ok = <$r>;
+    close $r;
+    return $ok;
+}
+
+sub redis_gets {
+    return redis_cli('INFO', 'commandstats') =~ /cmdstat_get:calls=(\d+)/
+           ? $1 : 0;
+}
+
+my $array = '[' . join(',', (1) x 300000) . ']';
+like(redis_set(key('"array"'), $array), qr/^\+OK/, 'a 600 kB array in Redis');
+my $gets = redis_gets();
+my $b = rpc('[' . join(',', map { call('test_seq', '["array"]', $_) } 1 .. 20)
+            . ']', path => '/large');
+ok($b eq '[' . join(',', map { qq({"jsonrpc":"2.0","id":$_,"result":$array}) }
+                      1 .. 20) . ']',
+   'a batch of 20 identical calls is answered with the value from Redis');
+is(redis_gets() - $gets, 1, 'one Redis lookup for the 20 identical calls');
+sleep 0.05;
+my ($worker) = access_log_text() =~ /.*p=(\d+)/s;
+my ($hwm) = (RPCTest::slurp("/proc/$worker/status") =~ /VmHWM:\s+(\d+)/);
+SKIP: {
+    skip 'memory is not measured under valgrind or ASan', 1
+        if $RPCTest::Valgrind || $ENV{TEST_NGINX_USE_ASAN};
+    cmp_ok($hwm // 0, '<', 120_000,
+           "the worker's peak memory stays small ($hwm kB)");
+}
 
 # --- a reply too large fails only the call it answers: the calls of the
 # upstream batch are sent again one by one
