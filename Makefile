@@ -47,7 +47,7 @@ test-valgrind: deps all
 	TEST_NGINX_USE_VALGRIND=1 prove -r t/
 
 test-asan: deps
-	$(MAKE) BUILD=$(TOP)/build-asan CFLAGS_EXTRA="-fsanitize=address -fno-omit-frame-pointer" LDFLAGS_EXTRA="-fsanitize=address" all
+	$(MAKE) BUILD=$(TOP)/build-asan CFLAGS_EXTRA="-fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS_EXTRA="-fsanitize=address,undefined" all
 	TEST_NGINX_USE_ASAN=1 TEST_NGINX_MODULE=$(TOP)/build-asan/ngx_rpc_module.so prove -r t/
 
 bench: deps all

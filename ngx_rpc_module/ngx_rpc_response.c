@@ -122,7 +122,10 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
 
     out = NULL;
     ll = &out;
-    ngx_str_null(&sep);
+
+    /* empty, not null: it is copied, and memcpy() must not get NULL */
+
+    ngx_str_set(&sep, "");
 
     if (ctx->error) {
         if (ngx_rpc_response_error_obj(ctx, ctx->error, NULL, &sep, &ll)

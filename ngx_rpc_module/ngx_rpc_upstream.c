@@ -22,6 +22,9 @@ static ngx_int_t ngx_rpc_upstream_reinit_request(ngx_http_request_t *sr);
 static ngx_int_t ngx_rpc_upstream_process_status_line(
     ngx_http_request_t *sr);
 static ngx_int_t ngx_rpc_upstream_process_header(ngx_http_request_t *sr);
+static ngx_int_t ngx_rpc_upstream_parse_header(ngx_http_request_t *sr);
+static void ngx_rpc_upstream_informational(ngx_http_request_t *sr);
+static ngx_int_t ngx_rpc_upstream_header_again(ngx_http_request_t *sr);
 static void ngx_rpc_upstream_abort_request(ngx_http_request_t *sr);
 static void ngx_rpc_upstream_finalize_request(ngx_http_request_t *sr,
     ngx_int_t rc);
@@ -187,16 +190,25 @@ ngx_rpc_upstream_nodelay(ngx_http_request_t *sr)
 static ngx_int_t
 ngx_rpc_upstream_create_request(ngx_http_request_t *sr)
 {
-    off_t                 len;
-    ngx_buf_t            *b;
-    ngx_chain_t          *cl;
-    ngx_str_t            *host;
-    ngx_rpc_exchange_t   *ex;
-    ngx_rpc_loc_conf_t   *rlcf;
+    off_t                          len;
+    ngx_buf_t                     *b;
+    ngx_uint_t                     port;
+    ngx_chain_t                   *cl;
+    ngx_rpc_exchange_t            *ex;
+    ngx_rpc_loc_conf_t            *rlcf;
+    ngx_http_upstream_srv_conf_t  *uscf;
 
     ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
     rlcf = ngx_http_get_module_loc_conf(sr, ngx_rpc_module);
-    host = &ex->conf->upstream->host;
+    uscf = ex->conf->upstream;
+
+    /* Host has the port unless it is the scheme's own, as $proxy_host */
+
+    port = 0;
+
+    if (!uscf->no_port && uscf->port != (sr->upstream->ssl ? 443 : 80)) {
+        port = uscf->port;
+    }
 
     len = 0;
 
@@ -205,18 +217,23 @@ ngx_rpc_upstream_create_request(ngx_http_request_t *sr)
     }
 
     b = ngx_create_temp_buf(sr->pool,
-                            sizeof("POST  HTTP/1.1" CRLF "Host: " CRLF
+                            sizeof("POST  HTTP/1.1" CRLF "Host: :65535" CRLF
                                    "Content-Type: application/json" CRLF
                                    "Content-Length: " CRLF CRLF)
-                            + rlcf->uri.len + host->len + NGX_OFF_T_LEN);
+                            + rlcf->uri.len + uscf->host.len + NGX_OFF_T_LEN);
     if (b == NULL) {
         return NGX_ERROR;
     }
 
-    b->last = ngx_sprintf(b->last, "POST %V HTTP/1.1" CRLF "Host: %V" CRLF
-                          "Content-Type: application/json" CRLF
-                          "Content-Length: %O" CRLF CRLF,
-                          &rlcf->uri, host, len);
+    b->last = ngx_sprintf(b->last, "POST %V HTTP/1.1" CRLF "Host: %V",
+                          &rlcf->uri, &uscf->host);
+
+    if (port) {
+        b->last = ngx_sprintf(b->last, ":%ui", port);
+    }
+
+    b->last = ngx_sprintf(b->last, CRLF "Content-Type: application/json" CRLF
+                          "Content-Length: %O" CRLF CRLF, len);
 
     cl = ngx_alloc_chain_link(sr->pool);
     if (cl == NULL) {
@@ -257,6 +274,11 @@ ngx_rpc_upstream_reinit_request(ngx_http_request_t *sr)
 }
 
 
+/*
+ * Informational (1xx) replies that come before the final one are skipped
+ * in this loop, and not by recursion: an upstream may send many of them.
+ */
+
 static ngx_int_t
 ngx_rpc_upstream_process_status_line(ngx_http_request_t *sr)
 {
@@ -267,34 +289,78 @@ ngx_rpc_upstream_process_status_line(ngx_http_request_t *sr)
     ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
     u = sr->upstream;
 
-    rc = ngx_http_parse_status_line(sr, &u->buffer, &ex->status);
+    for ( ;; ) {
+        rc = ngx_http_parse_status_line(sr, &u->buffer, &ex->status);
 
-    if (rc == NGX_AGAIN) {
-        return rc;
+        if (rc == NGX_AGAIN) {
+            return ngx_rpc_upstream_header_again(sr);
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                          "rpc: upstream sent no valid HTTP/1.x status line");
+            ex->invalid_header = 1;
+            return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+        }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                       "rpc: upstream status %ui", ex->status.code);
+
+        /* no status is below 100; we never ask to switch protocols */
+
+        if (ex->status.code < 100
+            || ex->status.code == NGX_HTTP_SWITCHING_PROTOCOLS)
+        {
+            ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                          "rpc: upstream sent unexpected status %ui",
+                          ex->status.code);
+            ex->invalid_header = 1;
+            return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+        }
+
+        u->headers_in.status_n = ex->status.code;
+
+        if (u->state && u->state->status == 0) {
+            u->state->status = ex->status.code;
+        }
+
+        ex->content_length = -1;
+        u->process_header = ngx_rpc_upstream_process_header;
+
+        rc = ngx_rpc_upstream_parse_header(sr);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        ngx_rpc_upstream_informational(sr);
     }
-
-    if (rc == NGX_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
-                      "rpc: upstream sent no valid HTTP/1.x status line");
-        ex->invalid_header = 1;
-        return NGX_HTTP_UPSTREAM_INVALID_HEADER;
-    }
-
-    u->headers_in.status_n = ex->status.code;
-
-    if (u->state && u->state->status == 0) {
-        u->state->status = ex->status.code;
-    }
-
-    ex->content_length = -1;
-    u->process_header = ngx_rpc_upstream_process_header;
-
-    return ngx_rpc_upstream_process_header(sr);
 }
 
 
+/* nginx calls this when the header did not end in the status line's read */
+
 static ngx_int_t
 ngx_rpc_upstream_process_header(ngx_http_request_t *sr)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_rpc_upstream_parse_header(sr);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    ngx_rpc_upstream_informational(sr);
+
+    return ngx_rpc_upstream_process_status_line(sr);
+}
+
+
+/* NGX_DECLINED: the header of an informational reply has ended */
+
+static ngx_int_t
+ngx_rpc_upstream_parse_header(ngx_http_request_t *sr)
 {
     size_t                len;
     u_char               *name, *value;
@@ -318,6 +384,16 @@ ngx_rpc_upstream_process_header(ngx_http_request_t *sr)
                 && ngx_strncasecmp(name, (u_char *) "Content-Length", len)
                    == 0)
             {
+                /* two lengths: which one frames the reply is a guess */
+
+                if (ex->content_length != -1) {
+                    ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                                  "rpc: upstream sent duplicate "
+                                  "\"Content-Length\" header");
+                    ex->invalid_header = 1;
+                    return NGX_HTTP_UPSTREAM_INVALID_HEADER;
+                }
+
                 ex->content_length = ngx_atoof(value,
                                                sr->header_end - value);
 
@@ -351,6 +427,10 @@ ngx_rpc_upstream_process_header(ngx_http_request_t *sr)
         }
 
         if (rc == NGX_HTTP_PARSE_HEADER_DONE) {
+            if (ex->status.code < NGX_HTTP_OK) {
+                return NGX_DECLINED;
+            }
+
             if (ex->chunked_body) {
                 ex->content_length = -1;
             }
@@ -367,7 +447,7 @@ ngx_rpc_upstream_process_header(ngx_http_request_t *sr)
         }
 
         if (rc == NGX_AGAIN) {
-            return NGX_AGAIN;
+            return ngx_rpc_upstream_header_again(sr);
         }
 
         ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
@@ -376,6 +456,77 @@ ngx_rpc_upstream_process_header(ngx_http_request_t *sr)
 
         return NGX_HTTP_UPSTREAM_INVALID_HEADER;
     }
+}
+
+
+/*
+ * An informational reply ("100 Continue", "103 Early Hints") comes before
+ * the final one and says nothing about it: it is dropped with its headers,
+ * and what follows it is moved to the start of the buffer, so that the
+ * final header alone has to fit rpc_buffer_size.
+ */
+
+static void
+ngx_rpc_upstream_informational(ngx_http_request_t *sr)
+{
+    u_char               *p;
+    ngx_http_upstream_t  *u;
+    ngx_rpc_exchange_t   *ex;
+
+    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    u = sr->upstream;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
+                   "rpc: upstream informational status %ui skipped",
+                   ex->status.code);
+
+    ngx_memzero(&ex->status, sizeof(ngx_http_status_t));
+
+    ex->content_length = -1;
+    ex->chunked_body = 0;
+    ex->conn_close = 0;
+
+    u->headers_in.status_n = 0;
+
+    if (u->state) {
+        u->state->status = 0;
+    }
+
+    p = u->buffer.pos;
+    u->buffer.pos = u->buffer.start;
+    u->buffer.last = ngx_movemem(u->buffer.start, p, u->buffer.last - p);
+
+    u->process_header = ngx_rpc_upstream_process_status_line;
+}
+
+
+/*
+ * A header that does not fit rpc_buffer_size is an invalid reply; nginx
+ * would report a full buffer as a failure of its own, and the calls would
+ * get -32002 as for a reply cut short.
+ */
+
+static ngx_int_t
+ngx_rpc_upstream_header_again(ngx_http_request_t *sr)
+{
+    ngx_http_upstream_t  *u;
+    ngx_rpc_exchange_t   *ex;
+
+    u = sr->upstream;
+
+    if (u->buffer.last != u->buffer.end) {
+        return NGX_AGAIN;
+    }
+
+    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+
+    ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                  "rpc: upstream sent a header larger than "
+                  "rpc_buffer_size %uz", u->conf->buffer_size);
+
+    ex->invalid_header = 1;
+
+    return NGX_HTTP_UPSTREAM_INVALID_HEADER;
 }
 
 

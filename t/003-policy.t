@@ -114,7 +114,7 @@ location /rpc { rpc_pass backend; }
 --- response_body
 {"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
 
-=== TEST 11: invalid requests keep a readable id
+=== TEST 11: invalid requests keep a readable id; only valid calls go up
 --- request
 [{"jsonrpc":"1.0","method":"sum","id":1},
  {"method":"sum","id":2},
@@ -132,6 +132,22 @@ location /rpc { rpc_pass backend; }
 [{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":1},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":2},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":3},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":4},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":5},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":6},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":10},{"jsonrpc":"2.0","id":11,"result":0},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null},{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}]
 --- error_log
 rpc: invalid request at position 0
+--- upstream_requests
+POST / HTTP/1.1
+Host: backend
+[{"jsonrpc":"2.0","id":0,"method":"sum","params":[]}]
+
+=== TEST 11a: members other than these four are dropped, not forwarded
+--- request
+[{"extra":1,"jsonrpc":"2.0","method":"test_echo","params":[1],"id":"a"},
+ {"jsonrpc":"2.0","x":{"id":9,"method":"m"},"method":"test_echo","params":{"id":2},"id":"b","y":[{"z":null}]},
+ {"jsonrpc":"2.0","method":"sum","params":[3],"result":4,"error":{"code":1}}]
+--- response_body
+[{"jsonrpc":"2.0","id":"a","result":[1]},{"jsonrpc":"2.0","id":"b","result":{"id":2}}]
+--- upstream_requests
+POST / HTTP/1.1
+Host: backend
+[{"jsonrpc":"2.0","id":0,"method":"test_echo","params":[1]},{"jsonrpc":"2.0","id":1,"method":"test_echo","params":{"id":2}},{"jsonrpc":"2.0","method":"sum","params":[3]}]
 
 === TEST 12: escaped member names are the members they spell
 --- request

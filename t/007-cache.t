@@ -280,6 +280,9 @@ for my $case (['rpc_cache_zone z;', 'invalid zone "z"'],
 }
 
 # --- collapsing: identical calls in flight wait for the first
+
+# each body (or [body, http_post options]) from a client of its own, the
+# first at once, the others 0.1 s later; returns the answers
 sub parallel {
     my ($bodies, %o) = @_;
     my @pids;
@@ -288,6 +291,8 @@ sub parallel {
         my $pid = fork // die;
         if ($pid == 0) {
             sleep $i ? 0.1 : 0;
+            my ($req, @opt) = ref $bodies->[$i] ? @{$bodies->[$i]}
+                                                : ($bodies->[$i]);
             my $body = '';
             if ($o{hang_up} && $i == 0) {
                 my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
@@ -298,7 +303,7 @@ sub parallel {
                 sleep $o{hang_up};
                 close $s;
             } else {
-                $body = http_post($bodies->[$i])->{body};
+                $body = http_post($req, @opt)->{body};
             }
             open my $f, '>', "$dir/par.$i";
             print $f $body;
@@ -322,6 +327,19 @@ is_deeply(\@got, [ map { qq({"jsonrpc":"2.0","id":$_,"result":"slept"}) }
 is(upstream_calls('test_sleep') - $n, 1, 'one upstream call for all five');
 is(join(' ', sort split ' ', statuses(5)), 'COLLAPSED COLLAPSED COLLAPSED '
    . 'COLLAPSED MISS', 'the others are reported COLLAPSED');
+
+# rpc_cache_bypass: an identical call in flight is not waited for either
+$n = upstream_calls('test_sleep');
+@got = parallel([
+    '{"jsonrpc":"2.0","method":"test_sleep","params":[500,"b"],"id":1}',
+    [ '{"jsonrpc":"2.0","method":"test_sleep","params":[500,"b"],"id":2}',
+      headers => "X-Nocache: 1\r\n" ],
+]);
+is_deeply(\@got, [ map { qq({"jsonrpc":"2.0","id":$_,"result":"slept"}) }
+                   1, 2 ], 'a bypass beside the same call in flight: both answered');
+is(upstream_calls('test_sleep') - $n, 2, 'the bypass went upstream itself');
+is(join(' ', sort split ' ', statuses(2)), 'BYPASS MISS',
+   'reported BYPASS, not COLLAPSED');
 
 # the first client hangs up: a waiting call takes the lead and goes itself
 $n = upstream_calls('test_sleep');
@@ -377,6 +395,44 @@ flush();
     is(<$f>, '{"jsonrpc":"2.0","id":1,"result":"slept"}',
        'the call it waited for is answered');
 }
+
+# --- rpc_max_pending refuses cache hits too
+start_nginx(http_config => $http, config => <<'EOF') or BAIL_OUT('nginx');
+location /rpc {
+    rpc_pass backend;
+    rpc_cache one;
+    rpc_cache_valid test_seq 1h;
+    rpc_max_pending 2;
+}
+EOF
+flush();
+$s1 = seq_of(rpc('{"jsonrpc":"2.0","method":"test_seq","params":["held"],"id":1}'));
+is(seq_of(rpc('{"jsonrpc":"2.0","method":"test_seq","params":["held"],"id":1}')),
+   $s1, 'an entry to hit');
+is(statuses(2), 'MISS HIT', 'stored, then a HIT');
+{
+    my $dir = servroot();
+    my $pid = fork // die;
+    if ($pid == 0) {
+        my $r = http_post('[{"jsonrpc":"2.0","method":"test_sleep","params":[800],"id":1},'
+                          . '{"jsonrpc":"2.0","method":"test_sleep","params":[801],"id":2}]');
+        open my $f, '>', "$dir/held"; print $f $r->{body}; close $f;
+        POSIX::_exit(0);
+    }
+    sleep 0.3;
+    is(rpc('[{"jsonrpc":"2.0","method":"test_seq","params":["held"],"id":"h"}]'),
+       '[{"jsonrpc":"2.0","error":{"code":-32010,"message":"Gateway overloaded"},"id":"h"}]',
+       'two calls held: a call that would hit is refused');
+    like(error_log_text(), qr/rpc: 1 calls refused, rpc_max_pending 2 reached/,
+         'refusal logged');
+    waitpid($pid, 0);
+    open my $f, '<', "$dir/held"; local $/;
+    is(<$f>, '[{"jsonrpc":"2.0","id":1,"result":"slept"},'
+       . '{"jsonrpc":"2.0","id":2,"result":"slept"}]', 'the held calls are answered');
+}
+is(rpc('{"jsonrpc":"2.0","method":"test_seq","params":["held"],"id":3}'),
+   qq({"jsonrpc":"2.0","id":3,"result":"UPSTREAM:$s1"}),
+   'then the same call is a hit again');
 
 # --- two workers share one zone
 SKIP: {

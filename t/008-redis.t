@@ -20,6 +20,7 @@ location /rpc {
     rpc_pass backend;
     rpc_cache one;
     rpc_cache_valid test_seq test_echo 1h;
+    rpc_cache_bypass $http_x_nocache;
 }
 EOF
 
@@ -82,9 +83,33 @@ sleep 0.4;
 like(seq_call(43), qr/^UPSTREAM:\d+$/, 'and not after its Redis TTL');
 is(last_status(), 'EXPIRED', 'reported EXPIRED');
 
+# --- rpc_cache_bypass: Redis is not read, the answer is still stored there
+
+# GET commands Redis has served so far
+sub redis_gets {
+    return redis_cli('INFO', 'commandstats') =~ /^cmdstat_get:calls=(\d+)/m
+           ? $1 : 0;
+}
+
+my $gets = redis_gets();
+seq_call(47);
+is(redis_gets() - $gets, 1, 'a plain local miss sends one GET (the count is real)');
+redis_cli('SET', key(46), '"planted"', 'PX', 60000);
+$gets = redis_gets();
+my $n = upstream_calls('test_seq');
+my $b = seq_call(46, headers => "X-Nocache: 1\r\n");
+like($b, qr/^UPSTREAM:\d+$/, 'a bypass is answered by the upstream, not Redis');
+is(upstream_calls('test_seq') - $n, 1, 'it went upstream');
+is(redis_gets() - $gets, 0, 'no GET was sent to Redis');
+is(last_status(), 'BYPASS', 'reported BYPASS');
+$end = time + 2;
+sleep 0.02 while redis_cli('GET', key(46)) ne qq("$b") && time < $end;
+is(redis_cli('GET', key(46)), qq("$b"), 'its answer replaced the entry in Redis');
+is(seq_call(46), $b, 'and the local zone has it');
+
 # --- a batch: local hits, Redis hits and misses together, in order
 redis_cli('SET', key(44), '"r44"', 'PX', 60000);
-my $n = upstream_calls('test_seq');
+$n = upstream_calls('test_seq');
 like(rpc('[{"jsonrpc":"2.0","method":"test_seq","params":[44],"id":1},'
          . '{"jsonrpc":"2.0","method":"test_seq","params":[1],"id":2},'
          . '{"jsonrpc":"2.0","method":"test_seq","params":[45],"id":3}]'),

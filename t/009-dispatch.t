@@ -230,6 +230,45 @@ is(rpc(batch_of(sum_call(1), sum_call(2)), path => '/deadline'),
    batch_of(sum_answer(1), sum_answer(2)), 'a client hung up: its room is free at once');
 ok(time - $t0 < 1.5, sprintf('%.2fs: long before the upstream is done', time - $t0));
 
+# --- rpc_max_pending counts the calls of the whole worker, whatever their
+# location: a location's limit is checked against all of them
+start_nginx(http_config => $http, config => <<'EOF') or BAIL_OUT('nginx');
+location /low {
+    rpc_pass backend;
+    rpc_max_pending 2;
+}
+location /high {
+    rpc_pass backend;
+    rpc_max_pending 10;
+}
+EOF
+$pid = fork // die;
+if ($pid == 0) {
+    my $b = rpc(batch_of(map {
+        qq({"jsonrpc":"2.0","method":"test_sleep","params":[800],"id":$_})
+    } 1 .. 3), path => '/high');
+    open my $f, '>', "$dir/held" or POSIX::_exit(1);
+    print $f $b;
+    close $f;
+    POSIX::_exit(0);
+}
+sleep 0.3;
+is(rpc(sum_call(1), path => '/low'),
+   '{"jsonrpc":"2.0","error":{"code":-32010,"message":"Gateway overloaded"},"id":1}',
+   'three calls held in /high: a call in /low (rpc_max_pending 2) is refused');
+like(error_log_text(), qr/rpc: 1 calls refused, rpc_max_pending 2 reached/,
+     'refusal logged with the limit of /low');
+is(rpc(sum_call(2), path => '/high'), sum_answer(2),
+   'a call in /high (rpc_max_pending 10) goes through');
+waitpid($pid, 0);
+{
+    open my $f, '<', "$dir/held"; local $/;
+    is(<$f>, batch_of(map { qq({"jsonrpc":"2.0","id":$_,"result":"slept"}) } 1 .. 3),
+       'the calls held in /high are answered');
+}
+is(rpc(sum_call(1), path => '/low'), sum_answer(1),
+   'once they are done, /low takes calls again');
+
 # --- calls of different clients coalesced into upstream batches
 
 # runs each [body, options] as a client of its own, `at` seconds after the

@@ -16,6 +16,10 @@ package RPCTest;
 #   --- response_json        (compared as JSON values)
 #   --- error_log / --- no_error_log   (one literal string per line)
 #   --- access_log           (literal strings the access log must show)
+#   --- upstream_requests    (what the upstream UPSTREAM received while the
+#                            block ran: for each HTTP request its request
+#                            line, "Host: " and the host, and the body, one
+#                            line each; compared exactly, ports substituted)
 #
 # A block without --- http_config, --- config, --- main_config or --- workers
 # takes the previous block's.
@@ -24,6 +28,16 @@ package RPCTest;
 # $SERVROOT in configs are replaced; naming an upstream port starts
 # t/lib/upstream.pl on it, naming $REDIS_PORT a redis-server.  nginx runs in the foreground under a temporary prefix, and any
 # [alert], [crit] or [emerg] in error.log fails the test.
+#
+# $BLACK_HOLE is an ADDRESS:PORT that never answers a connect (for connect
+# timeouts), $SINK_PORT a port on 127.0.0.1 whose connections are accepted
+# by the kernel and never read (for send timeouts).  A black hole is real
+# with "use RPCTest '-netns';" as root: the test file runs in a network
+# namespace of its own (unshare -n) where 10.255.255.1 is routed to lo and
+# not forwarded, so SYNs to it are dropped; it goes when the test ends.
+# Elsewhere (or with TEST_NGINX_NO_NETNS=1) it is a listening socket on
+# 127.0.0.1 whose accept queue is kept full, so that the kernel drops
+# further SYNs.
 #
 # TEST_NGINX_USE_VALGRIND=1 runs nginx under valgrind (one process) and fails
 # on any memcheck error or definite leak; TEST_NGINX_USE_ASAN=1 preloads
@@ -49,7 +63,7 @@ our @ISA = ('Exporter');
 
 our @EXPORT = qw(run_blocks start_nginx stop_nginx reload_nginx http_post
                  http_request port servroot upstream_conns upstream_calls
-                 upstream_requests
+                 upstream_requests upstream_received
                  redis_start redis_stop redis_cli error_log_text
                  access_log_text json_is nginx_pid nginx_test_config
                  $Valgrind);
@@ -72,8 +86,43 @@ die "module not built: $Module (run 'make')\n" unless -f $Module;
 
 # a plan that counts as we go: Test::Base plans on its own otherwise
 sub import {
+    my ($class, @args) = @_;
+    if (grep { $_ eq '-netns' } @args) {
+        @args = grep { $_ ne '-netns' } @args;
+        enter_netns();
+    }
     Test::More::plan('no_plan') unless Test::Builder->new->has_plan;
-    __PACKAGE__->export_to_level(1, @_);
+    __PACKAGE__->export_to_level(1, $class, @args);
+}
+
+# runs the test file again in a network namespace of its own, as root;
+# there, sets up lo and the black hole
+my $NetnsHole;
+
+sub enter_netns {
+    return if $ENV{TEST_NGINX_NO_NETNS};
+    my $ns = readlink '/proc/self/ns/net' // '';
+    if (!$ENV{RPC_TEST_NETNS}) {
+        return unless $> == 0
+                      && system('unshare -n true >/dev/null 2>&1') == 0;
+        $ENV{RPC_TEST_NETNS} = $ns;
+        rmdir $Servroot;
+        exec 'unshare', '-n', '--', $^X, $0, @ARGV;
+        die "exec unshare: $!";
+    }
+
+    # only in a namespace of our own, with nothing but lo
+    return if $ns eq $ENV{RPC_TEST_NETNS} || `ip -o link` =~ /^\d+: (?!lo:)/m;
+    system('ip link set lo up') == 0 or return;
+    if (open my $f, '>', '/proc/sys/net/ipv4/ip_forward') {
+        print $f "0\n";
+        close $f;
+    }
+    system('ip route add 10.255.255.0/24 dev lo') == 0 or return;
+    my $t = time;
+    my $s = IO::Socket::INET->new(PeerAddr => '10.255.255.1', PeerPort => 80,
+                                  Timeout => 0.2);
+    $NetnsHole = '10.255.255.1:80' if !$s && time - $t >= 0.15;
 }
 
 sub servroot { $Servroot }
@@ -137,6 +186,52 @@ sub upstream_requests {
     return upstream_calls('#request', $name);
 }
 
+# the HTTP requests the upstream received so far, from the $from'th on:
+# { line => request line, host => Host header, body => body } each
+sub upstream_received {
+    my ($name, $from) = @_;
+    my $u = upstream($name // 'UPSTREAM');
+    open my $f, '<', "$u->{state}.requests" or return ();
+    my @all = map { $json->decode($_) } <$f>;
+    return @all[($from // 0) .. $#all];
+}
+
+# an address that never answers a connect; see the top of this file
+my ($BlackHole, @BlackHoleSockets);
+
+sub black_hole {
+    return $BlackHole if $BlackHole;
+    if ($NetnsHole) {
+        Test::More::note("black hole: $NetnsHole in a network namespace");
+        return $BlackHole = $NetnsHole;
+    }
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Listen => 1, ReuseAddr => 1)
+        or die "black hole: $!";
+    listen($l, 0);
+    push @BlackHoleSockets, $l;
+    for (1 .. 8) {
+        my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $l->sockport,
+                                      Timeout => 0.2)
+            or last;
+        push @BlackHoleSockets, $c;
+    }
+    $BlackHole = '127.0.0.1:' . $l->sockport;
+    Test::More::note("black hole: $BlackHole, a full accept queue");
+    return $BlackHole;
+}
+
+# a port whose connections the kernel accepts and nobody reads
+my $Sink;
+
+sub sink_port {
+    $Sink //= IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                    Listen => 128, ReuseAddr => 1)
+        or die "sink: $!";
+    return $Sink->sockport;
+}
+
 # a real redis-server on a free port, started by $REDIS_PORT in a config
 my $Redis;
 
@@ -192,6 +287,8 @@ sub expand {
     $text =~ s/\$SERVROOT\b/$Servroot/g;
     $text =~ s{\$(UPSTREAM\d*)_PORT\b}{upstream($1); port("$1_PORT")}ge;
     $text =~ s{\$REDIS_PORT\b}{redis_start()}ge;
+    $text =~ s{\$BLACK_HOLE\b}{black_hole()}ge;
+    $text =~ s{\$SINK_PORT\b}{sink_port()}ge;
     $text =~ s/\$(\w+_PORT)\b/port($1)/ge;
     return $text;
 }
@@ -481,6 +578,8 @@ sub run_block {
     }
     my $from = -s "$Servroot/logs/error.log" // 0;
     my $afrom = -s "$Servroot/logs/access.log" // 0;
+    my $ufrom = section($block, 'upstream_requests')
+                ? scalar(my @r = upstream_received()) : 0;
     my $body = section($block, 'request') // '';
     $body =~ s/\n\z//;
     my $method = section($block, 'method');
@@ -531,6 +630,12 @@ sub run_block {
                            "$name - access log has \"$line\"")
                 or Test::More::diag("access log: $alog");
         }
+    }
+    if (defined($v = section($block, 'upstream_requests'))) {
+        my $got = join '', map {
+            "$_->{line}\nHost: " . ($_->{host} // '') . "\n$_->{body}\n"
+        } upstream_received(undef, $ufrom);
+        Test::More::is($got, expand($v), "$name - upstream received");
     }
     check_error_log($from, $name);
 }

@@ -2,13 +2,16 @@
 # A JSON-RPC 2.0 server over HTTP/1.1 keepalive, for the tests and the
 # quickstart demo.  One process per connection.  Besides the methods of the
 # JSON-RPC 2.0 specification's examples it has test_* methods that make it
-# misbehave on purpose (delay, reset, garbage, dropped or duplicated ids).
+# misbehave on purpose (delay, reset, garbage, dropped or duplicated ids,
+# 1xx replies first, a bad status line, a header too big, Content-Length
+# twice, a 101 nobody asked for).
 #
 #   upstream.pl --port N [--name NAME] [--state FILE]
 #
 # --state: file that holds the number of connections accepted so far;
 # FILE.calls gets the method of every call served, one a line, and a line
-# "#request" for every HTTP request.
+# "#request" for every HTTP request; FILE.requests gets every HTTP request
+# as it came (request line, Host header and body), one JSON object a line.
 
 use strict;
 use warnings;
@@ -30,6 +33,11 @@ my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
 
 $SIG{CHLD} = sub { 1 while waitpid(-1, POSIX::WNOHANG()) > 0 };
 $SIG{TERM} = sub { kill 'TERM', -$$ if getpgrp() == $$; exit 0 };
+
+# test_MODE: the reply as a whole misbehaves (see handle())
+my $Modes = join '|', qw(reset reset_mid garbage http500 shape single chunked
+    close drop_id dup_id extra_id continue informational many_continues
+    big_header big_status dup_length bad_status switch);
 
 my $accepted = 0;
 write_state();
@@ -68,6 +76,17 @@ sub log_call {
     print $f "$m\n";
     close $f;
     return $n;
+}
+
+# appends the request to FILE.requests
+sub log_request {
+    my ($req) = @_;
+    return unless $state && open my $f, '>>', "$state.requests";
+    flock($f, 2);
+    print $f $json->encode({ line => $req->{line},
+                             host => $req->{headers}{host},
+                             body => $req->{body} }), "\n";
+    close $f;
 }
 
 sub read_state {
@@ -124,11 +143,23 @@ sub read_request {
     return { line => $line, headers => \%h, body => $body };
 }
 
+# %o: close, chunked; interim: 1xx replies sent first (after a pause with
+# pause); headers: more header lines; dup_length: Content-Length twice
 sub reply {
     my ($c, $status, $body, %o) = @_;
     my $reason = { 200 => 'OK', 204 => 'No Content', 500 => 'Oops' }->{$status}
         // 'Status';
     my $head = "HTTP/1.1 $status $reason\r\nContent-Type: application/json\r\n";
+    $head .= $o{headers} if $o{headers};
+    $head .= "Content-Length: " . length($body) . "\r\n" if $o{dup_length};
+    if ($o{interim}) {
+        if ($o{pause}) {
+            syswrite($c, $o{interim});
+            usleep(50_000);
+        } else {
+            $head = $o{interim} . $head;
+        }
+    }
     if ($o{close}) {
         $head .= "Connection: close\r\n\r\n";
         syswrite($c, $head . $body);
@@ -189,7 +220,7 @@ sub call {
         $$mode{$a[1]} = 1;
         return result($id, $a[1]);
     }
-    if ($m =~ /^test_(reset|reset_mid|garbage|http500|shape|single|chunked|close|drop_id|dup_id|extra_id)$/) {
+    if ($m =~ /^test_($Modes)$/) {
         $$mode{$1} = 1;
         return $1 eq 'drop_id' ? undef : result($id, $1);
     }
@@ -199,6 +230,7 @@ sub call {
 sub handle {
     my ($c, $req) = @_;
     log_call('#request');
+    log_request($req);
     my $in = eval { $json->decode($req->{body}) };
     if ($@ || !defined $in && $req->{body} !~ /null/) {
         return reply($c, 200, $json->encode(error(undef, -32700, 'Parse error')));
@@ -230,7 +262,33 @@ sub handle {
     if ($mode{single} && $batch) {
         return reply($c, 200, $json->encode(error(undef, -32600, 'no batches')));
     }
+    if ($mode{bad_status}) {
+        syswrite($c, "HTTP/1.1 OK\r\nContent-Length: 0\r\n\r\n");
+        return 0;
+    }
+    if ($mode{switch}) {
+        syswrite($c, "HTTP/1.1 101 Switching Protocols\r\n"
+            . "Upgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+        return 0;
+    }
     return reply($c, 204, '') unless @out;
     my $body = $json->encode($batch ? \@out : $out[0]);
-    return reply($c, 200, $body, chunked => $mode{chunked}, close => $mode{close});
+    my %o = (chunked => $mode{chunked}, close => $mode{close},
+             dup_length => $mode{dup_length});
+    # "100 Continue" on its own, the final reply 50 ms later
+    %o = (%o, interim => "HTTP/1.1 100 Continue\r\n\r\n", pause => 1)
+        if $mode{continue};
+    # three of them with headers, in one write with the final reply
+    $o{interim} = "HTTP/1.1 100 Continue\r\n\r\n"
+        . "HTTP/1.1 102 Processing\r\nX-Step: 1\r\n\r\n"
+        . "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+        if $mode{informational};
+    # more of them than a buffer holds
+    $o{interim} = "HTTP/1.1 100 Continue\r\n\r\n" x 3000
+        if $mode{many_continues};
+    $o{headers} = "X-Big: " . ('x' x 2000) . "\r\n" if $mode{big_header};
+    return reply($c, 200, $body, %o) unless $mode{big_status};
+    syswrite($c, "HTTP/1.1 200 " . ('O' x 2000) . "\r\nContent-Length: "
+        . length($body) . "\r\n\r\n" . $body);
+    return 1;
 }
