@@ -599,46 +599,51 @@ ngx_rpc_exchange_fail(ngx_rpc_exchange_t *ex)
 
 /*
  * The exchange ended: every call still in it gets its result or error.
- * The calls of a batch the upstream refused, or whose reply was larger
- * than rpc_max_reply_size, are sent again one by one: a call fails only
- * for its own reasons.
+ * The calls of a batch the upstream refused are sent again one by one.
+ * A batch whose reply was larger than rpc_max_reply_size for each of its
+ * calls was run by the upstream: of its calls, only those safe to run
+ * twice, the cacheable ones, are sent again.
  */
 
 void
 ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
 {
     ngx_int_t        code;
-    ngx_uint_t       i;
+    ngx_uint_t       i, n;
     ngx_rpc_ctx_t   *ctx;
     ngx_rpc_call_t  *call;
 
-    if (ex->refused
-        || (ex->error == NGX_RPC_UPSTREAM_TOO_LARGE && ex->nsent > 1))
-    {
-        if (ex->refused) {
-            ngx_rpc_single_remember(ex->conf);
+    if (ex->refused) {
+        ngx_rpc_single_remember(ex->conf);
+    }
 
-        } else {
-            ngx_log_error(NGX_LOG_WARN, ex->request->connection->log, 0,
-                          "rpc: the %ui calls of the upstream batch are "
-                          "sent again one by one", ex->live);
+    n = 0;
+
+    for (i = 0; i < ex->nsent; i++) {
+        call = ex->calls[i];
+
+        if (call == NULL
+            || !(ex->refused
+                 || (ex->error == NGX_RPC_UPSTREAM_TOO_LARGE
+                     && ex->nsent > 1 && call->valid)))
+        {
+            continue;
         }
 
-        for (i = 0; i < ex->nsent; i++) {
-            call = ex->calls[i];
+        ex->calls[i] = NULL;
+        ex->live--;
+        ngx_rpc_exchange_unref(call);
+        n++;
 
-            if (call == NULL) {
-                continue;
-            }
-
-            ex->calls[i] = NULL;
-            ex->live--;
-            ngx_rpc_exchange_unref(call);
-
-            if (ngx_rpc_single_send(call) != NGX_OK) {
-                ngx_rpc_call_done(call, NGX_RPC_UPSTREAM_UNAVAILABLE);
-            }
+        if (ngx_rpc_single_send(call) != NGX_OK) {
+            ngx_rpc_call_done(call, NGX_RPC_UPSTREAM_UNAVAILABLE);
         }
+    }
+
+    if (n && !ex->refused) {
+        ngx_log_error(NGX_LOG_WARN, ex->request->connection->log, 0,
+                      "rpc: %ui cacheable calls of the upstream batch are "
+                      "sent again one by one", n);
     }
 
     ngx_rpc_cache_update(ex);

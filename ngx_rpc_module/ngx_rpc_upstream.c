@@ -608,14 +608,19 @@ ngx_rpc_upstream_filter(void *data, ssize_t bytes)
     b = &u->buffer;
     rlcf = ngx_http_get_module_loc_conf(ex->sr, ngx_rpc_module);
 
-    /* the reply is kept in memory until the client is answered */
+    /*
+     * the reply is kept in memory until the clients are answered: each of
+     * its calls may have rpc_max_reply_size of it
+     */
 
     if (rlcf->max_reply_size
-        && ex->reply.total + bytes > rlcf->max_reply_size)
+        && ex->reply.total + bytes
+           > rlcf->max_reply_size * (off_t) ngx_max(ex->ncalls, 1))
     {
         ngx_log_error(NGX_LOG_ERR, ex->sr->connection->log, 0,
                       "rpc: upstream reply is larger than "
-                      "rpc_max_reply_size %O", rlcf->max_reply_size);
+                      "rpc_max_reply_size %O for each of its %ui calls",
+                      rlcf->max_reply_size, ngx_max(ex->ncalls, 1));
         ex->too_large = 1;
         return NGX_ERROR;
     }
@@ -791,7 +796,9 @@ ngx_rpc_upstream_error(ngx_rpc_exchange_t *ex)
 static void
 ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
 {
-    ngx_int_t          num;
+    off_t                max;
+    ngx_int_t            num;
+    ngx_rpc_loc_conf_t  *rlcf;
     ngx_log_t         *log;
     ngx_uint_t         i, batch, result, error;
     ngx_rpc_msg_t     *msg;
@@ -804,6 +811,8 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
 
     p = &ex->reply;
     log = ex->sr->connection->log;
+    rlcf = ngx_http_get_module_loc_conf(ex->sr, ngx_rpc_module);
+    max = rlcf->max_reply_size;
 
     if (ex->status.code == NGX_HTTP_NO_CONTENT) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
@@ -897,6 +906,13 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
         }
 
         c->reply = &msg[i];
+
+        if (max && msg[i].range.end - msg[i].range.start > max) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "rpc: upstream response for id %i is larger than "
+                          "rpc_max_reply_size %O", num, max);
+            c->error = NGX_RPC_UPSTREAM_TOO_LARGE;
+        }
     }
 
     for (i = 0; i < ex->nsent; i++) {

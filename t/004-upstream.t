@@ -271,8 +271,7 @@ location /rpc { rpc_pass backend; rpc_max_reply_size 4k; }
 --- response_body
 [{"jsonrpc":"2.0","error":{"code":-32009,"message":"Upstream reply too large"},"id":1},{"jsonrpc":"2.0","id":2,"result":1}]
 --- error_log
-rpc: upstream reply is larger than rpc_max_reply_size 4096
-rpc: the 2 calls of the upstream batch are sent again one by one
+rpc: upstream response for id 0 is larger than rpc_max_reply_size 4096
 
 === TEST 24: a reply under rpc_max_reply_size
 --- request

@@ -39,12 +39,18 @@ location /batched {
 }
 location /big {
     rpc_pass backend;
-    rpc_max_reply_size 2k;
+    rpc_max_reply_size 4k;
     rpc_upstream_batch 8 window=200ms;
 }
 location /bigoff {
     rpc_pass backend;
+    rpc_max_reply_size 4k;
+}
+location /bigcache {
+    rpc_pass backend;
     rpc_max_reply_size 2k;
+    rpc_cache one;
+    rpc_cache_valid test_seq 1h;
 }
 location /mirrored {
     mirror /copy;
@@ -224,9 +230,10 @@ SKIP: {
            "the worker's peak memory stays small ($hwm kB)");
 }
 
-# --- a reply too large fails only the call it answers: the calls of the
-# upstream batch are sent again one by one
+# --- a response larger than rpc_max_reply_size fails only the call it
+# answers, in an upstream batch of several clients' calls or of one client's
 {
+    my $requests = upstream_requests();
     my $pid = fork // die;
     if ($pid == 0) {
         my $b = rpc(call('test_big', '[5000]', 1), path => '/big');
@@ -237,6 +244,8 @@ SKIP: {
     is($? >> 8, 0, 'the call with the large reply gets -32009');
     is($b, '{"jsonrpc":"2.0","id":9,"result":5}',
        'another client\'s call coalesced with it gets its result');
+    is(upstream_requests() - $requests, 1,
+       'the two clients\' calls went up in one request');
 }
 
 is(rpc('[' . call('test_big', '[5000]', 1) . ',' . call('sum', '[1,1]', 2)
@@ -245,7 +254,28 @@ is(rpc('[' . call('test_big', '[5000]', 1) . ',' . call('sum', '[1,1]', 2)
    . 'large"},"id":1},{"jsonrpc":"2.0","id":2,"result":2}]',
    'a batch with one large reply: the other call gets its result');
 sleep 0.05;
-like(error_log_text($from), qr/\[warn\].*sent again one by one/,
+like(error_log_text($from),
+     qr/\[error\].*upstream response for id 0 is larger than rpc_max_reply_size/,
+     'the large response is logged');
+$from = length error_log_text();
+
+# a reply over rpc_max_reply_size for each of its calls is dropped whole:
+# only its cacheable calls, safe to run twice, are sent again, never a
+# call the upstream must not run twice, nor a notification
+my %calls = map { $_ => upstream_calls($_) } qw(test_big test_seq update);
+like(rpc('[' . call('test_big', '[9000]', 1) . ',' . call('test_seq', '["x"]', 2)
+         . ',{"jsonrpc":"2.0","method":"update","params":[1]}]',
+         path => '/bigcache'),
+     qr/^\Q[{"jsonrpc":"2.0","error":{"code":-32009,"message":"Upstream reply too large"},"id":1},{"jsonrpc":"2.0","id":2,"result":"UPSTREAM:\E\d+"\}\]$/,
+     'a reply too large for its batch: the cacheable call is sent again');
+is(upstream_calls('test_seq') - $calls{test_seq}, 2,
+   'the cacheable call ran twice');
+is(upstream_calls('test_big') - $calls{test_big}, 1,
+   'the call that is not cacheable ran once');
+is(upstream_calls('update') - $calls{update}, 1,
+   'the notification ran once');
+sleep 0.05;
+like(error_log_text($from), qr/\[warn\].*1 cacheable calls of the upstream batch are sent again/,
      'the resend is logged');
 $from = length error_log_text();
 
