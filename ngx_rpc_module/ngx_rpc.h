@@ -110,6 +110,12 @@ typedef struct {
     ngx_rpc_msg_t               *msg;
     u_char                      *copy;   /* room for small pieces */
     u_char                      *copy_end;
+    u_char                      *hold;   /* a long token yajl waits for */
+    size_t                       hold_len;
+    size_t                       hold_size;
+    off_t                        hold_off;
+    off_t                        token;  /* where an open token starts */
+    ngx_uint_t                   lex;    /* NGX_RPC_LEX_* after the input */
     off_t                        base;
     off_t                        last;
     off_t                        end;    /* of the top-level value */

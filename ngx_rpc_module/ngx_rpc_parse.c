@@ -23,6 +23,21 @@
 #define ngx_rpc_parse_space(ch)                                              \
     ((ch) == ' ' || (ch) == '\t' || (ch) == '\r' || (ch) == '\n')
 
+/* what ends a bare token (a number, a literal) */
+#define ngx_rpc_parse_delimiter(ch)                                          \
+    (ngx_rpc_parse_space(ch) || (ch) == ',' || (ch) == ':' || (ch) == '"'    \
+     || (ch) == '[' || (ch) == ']' || (ch) == '{' || (ch) == '}')
+
+/* lexical states, and the longest open token yajl is given in pieces */
+#define NGX_RPC_LEX_OUT       0
+#define NGX_RPC_LEX_STRING    1
+#define NGX_RPC_LEX_ESCAPE    2
+#define NGX_RPC_LEX_BARE      3
+
+#ifndef NGX_RPC_PARSE_HOLD
+#define NGX_RPC_PARSE_HOLD    1024    /* the fuzz targets make it small */
+#endif
+
 /* pieces shorter than this that do not follow the previous one are copied */
 #define NGX_RPC_PARSE_SMALL   128
 #define NGX_RPC_PARSE_BLOCK   2048
@@ -46,6 +61,12 @@ static ngx_int_t ngx_rpc_parse_keep(ngx_rpc_parser_t *p, u_char *data,
     size_t len);
 static ngx_int_t ngx_rpc_parse_after(ngx_rpc_parser_t *p, u_char *data,
     size_t len);
+static ngx_int_t ngx_rpc_parse_yajl(ngx_rpc_parser_t *p, u_char *data,
+    size_t len, off_t base);
+static void ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n,
+    size_t *e);
+static ngx_int_t ngx_rpc_parse_hold(ngx_rpc_parser_t *p, u_char *data,
+    size_t len, off_t off);
 static off_t ngx_rpc_parse_start(ngx_rpc_parser_t *p, off_t end);
 static ngx_uint_t ngx_rpc_parse_find(ngx_rpc_parser_t *p, off_t off);
 static void ngx_rpc_parse_log(ngx_rpc_parser_t *p);
@@ -133,8 +154,8 @@ ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool, ngx_log_t *log,
 ngx_int_t
 ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
 {
-    size_t       n;
-    yajl_status  st;
+    off_t   start;
+    size_t  n, e, from, to, held;
 
     if (p->error) {
         return NGX_ERROR;
@@ -164,23 +185,82 @@ ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
         }
     }
 
-    p->base = p->total;
-    st = yajl_status_ok;
+    /*
+     * yajl lexes a token that spans pieces again from its start with each
+     * piece: a long token open at the end of a piece is held here instead,
+     * and given to yajl whole once it ends (or a form feed comes)
+     */
 
-    /* once the value is complete, yajl has nothing more to say */
+    e = 0;
 
-    if (n && !p->complete) {
-        st = yajl_parse(p->yajl, data, n);
+    if (!p->complete) {
+        ngx_rpc_parse_lex(p, data, n, &e);
     }
 
-    p->total += len;
+    from = 0;
 
-    if (p->complete && ngx_rpc_parse_after(p, data, n) != NGX_OK) {
+    if (p->hold_len) {
+
+        if (e == n && p->lex != NGX_RPC_LEX_OUT) {
+            /* the held token goes on through the piece */
+
+            if (ngx_rpc_parse_hold(p, data, n, 0) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            if (n == len) {
+                p->base = p->total;
+                p->total += len;
+                return NGX_OK;
+            }
+
+            from = n;
+
+        } else if (ngx_rpc_parse_hold(p, data, e, 0) != NGX_OK) {
+            return NGX_ERROR;
+
+        } else {
+            from = e;
+        }
+
+        held = p->hold_len;
+        p->hold_len = 0;
+
+        if (ngx_rpc_parse_yajl(p, p->hold, held, p->hold_off) != NGX_OK) {
+            p->total += len;
+            return NGX_ERROR;
+        }
+    }
+
+    to = n;
+    start = p->total + (off_t) from;
+
+    if (!p->complete && n == len && p->lex != NGX_RPC_LEX_OUT
+        && p->total + (off_t) n - p->token >= NGX_RPC_PARSE_HOLD)
+    {
+        if (p->token > start) {
+            start = p->token;
+        }
+
+        to = (size_t) (start - p->total);
+
+        if (ngx_rpc_parse_hold(p, data + to, n - to, start) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (!p->complete && to > from
+        && ngx_rpc_parse_yajl(p, data + from, to - from, p->total + from)
+           != NGX_OK)
+    {
+        p->total += len;
         return NGX_ERROR;
     }
 
-    if (st != yajl_status_ok) {
-        ngx_rpc_parse_log(p);
+    p->base = p->total;
+    p->total += len;
+
+    if (p->complete && ngx_rpc_parse_after(p, data, n) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -196,12 +276,140 @@ ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
 }
 
 
+/* yajl parses bytes that start at stream offset base */
+
+static ngx_int_t
+ngx_rpc_parse_yajl(ngx_rpc_parser_t *p, u_char *data, size_t len, off_t base)
+{
+    p->base = base;
+
+    if (yajl_parse(p->yajl, data, len) != yajl_status_ok) {
+        ngx_rpc_parse_log(p);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The lexical state after data: in a string, after a backslash in one, in
+ * a bare token (number, literal, or junk), or between tokens.  *e is where
+ * the token open before data ends in it, or n if it goes on.
+ */
+
+static void
+ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
+{
+    u_char      ch;
+    size_t      i;
+    ngx_uint_t  open;
+
+    open = (p->lex != NGX_RPC_LEX_OUT);
+    *e = open ? n : 0;
+
+    for (i = 0; i < n; i++) {
+        ch = data[i];
+
+        switch (p->lex) {
+
+        case NGX_RPC_LEX_STRING:
+            if (ch == '\\') {
+                p->lex = NGX_RPC_LEX_ESCAPE;
+
+            } else if (ch == '"') {
+                p->lex = NGX_RPC_LEX_OUT;
+
+                if (open) {
+                    open = 0;
+                    *e = i + 1;
+                }
+            }
+
+            break;
+
+        case NGX_RPC_LEX_ESCAPE:
+            p->lex = NGX_RPC_LEX_STRING;
+            break;
+
+        case NGX_RPC_LEX_BARE:
+            if (!ngx_rpc_parse_delimiter(ch)) {
+                break;
+            }
+
+            p->lex = NGX_RPC_LEX_OUT;
+
+            if (open) {
+                open = 0;
+                *e = i;
+            }
+
+            /* fall through */
+
+        default: /* NGX_RPC_LEX_OUT */
+            if (ch == '"') {
+                p->lex = NGX_RPC_LEX_STRING;
+                p->token = p->total + i;
+
+            } else if (!ngx_rpc_parse_delimiter(ch)) {
+                p->lex = NGX_RPC_LEX_BARE;
+                p->token = p->total + i;
+            }
+        }
+    }
+}
+
+
+/* bytes of a long token, kept for yajl until the token ends */
+
+static ngx_int_t
+ngx_rpc_parse_hold(ngx_rpc_parser_t *p, u_char *data, size_t len, off_t off)
+{
+    u_char  *h;
+    size_t   size;
+
+    if (p->hold_len == 0) {
+        p->hold_off = off;
+    }
+
+    if (p->hold_len + len > p->hold_size) {
+        size = ngx_max(2 * p->hold_size, p->hold_len + len);
+
+        h = ngx_pnalloc(p->pool, size);
+        if (h == NULL) {
+            p->error = NGX_ERROR;
+            return NGX_ERROR;
+        }
+
+        if (p->hold_len) {
+            ngx_memcpy(h, p->hold, p->hold_len);
+        }
+
+        p->hold = h;
+        p->hold_size = size;
+    }
+
+    ngx_memcpy(p->hold + p->hold_len, data, len);
+    p->hold_len += len;
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_rpc_parse_finish(ngx_rpc_parser_t *p)
 {
     if (p->error) {
         return NGX_ERROR;
     }
+
+    if (p->hold_len && !p->complete
+        && ngx_rpc_parse_yajl(p, p->hold, p->hold_len, p->hold_off) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p->hold_len = 0;
 
     /* yajl ends a trailing number with a space of its own: no segment */
 
