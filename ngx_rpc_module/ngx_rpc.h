@@ -116,6 +116,9 @@ typedef struct {
     off_t                        hold_off;
     off_t                        token;  /* where an open token starts */
     ngx_uint_t                   lex;    /* NGX_RPC_LEX_* after the input */
+    ngx_uint_t                   utf8;   /* continuation bytes to come */
+    u_char                       utf8_lo;
+    u_char                       utf8_hi;
     off_t                        base;
     off_t                        last;
     off_t                        end;    /* of the top-level value */

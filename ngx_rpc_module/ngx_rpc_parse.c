@@ -63,8 +63,9 @@ static ngx_int_t ngx_rpc_parse_after(ngx_rpc_parser_t *p, u_char *data,
     size_t len);
 static ngx_int_t ngx_rpc_parse_yajl(ngx_rpc_parser_t *p, u_char *data,
     size_t len, off_t base);
-static void ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n,
-    size_t *e);
+static size_t ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data,
+    size_t n, size_t *e);
+static ngx_int_t ngx_rpc_parse_utf8(ngx_rpc_parser_t *p, u_char ch);
 static ngx_int_t ngx_rpc_parse_hold(ngx_rpc_parser_t *p, u_char *data,
     size_t len, off_t off);
 static off_t ngx_rpc_parse_start(ngx_rpc_parser_t *p, off_t end);
@@ -155,7 +156,8 @@ ngx_int_t
 ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
 {
     off_t   start;
-    size_t  n, e, from, to, held;
+    char   *fault;
+    size_t  n, m, e, from, to, held;
 
     if (p->error) {
         return NGX_ERROR;
@@ -185,6 +187,8 @@ ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
         }
     }
 
+    fault = "form feed or vertical tab";
+
     /*
      * yajl lexes a token that spans pieces again from its start with each
      * piece: a long token open at the end of a piece is held here instead,
@@ -194,7 +198,12 @@ ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
     e = 0;
 
     if (!p->complete) {
-        ngx_rpc_parse_lex(p, data, n, &e);
+        m = ngx_rpc_parse_lex(p, data, n, &e);
+
+        if (m < n) {
+            n = m;
+            fault = "invalid UTF-8 in a string";
+        }
     }
 
     from = 0;
@@ -266,8 +275,8 @@ ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
 
     if (n < len) {
         ngx_log_error(NGX_LOG_INFO, p->log, 0,
-                      "rpc: invalid JSON: form feed or vertical tab "
-                      "at byte %O", p->base + (off_t) n);
+                      "rpc: invalid JSON: %s at byte %O", fault,
+                      p->base + (off_t) n);
         p->error = NGX_RPC_PARSE_ERROR;
         return NGX_ERROR;
     }
@@ -295,10 +304,13 @@ ngx_rpc_parse_yajl(ngx_rpc_parser_t *p, u_char *data, size_t len, off_t base)
 /*
  * The lexical state after data: in a string, after a backslash in one, in
  * a bare token (number, literal, or junk), or between tokens.  *e is where
- * the token open before data ends in it, or n if it goes on.
+ * the token open before data ends in it, or where the scan stopped if it
+ * goes on.  Strings are checked to be UTF-8 as RFC 3629 has it (yajl lets
+ * overlong forms, surrogates and code points past U+10FFFF through): the
+ * scan stops at the first byte that is not, and returns where.
  */
 
-static void
+static size_t
 ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
 {
     u_char      ch;
@@ -306,7 +318,6 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
     ngx_uint_t  open;
 
     open = (p->lex != NGX_RPC_LEX_OUT);
-    *e = open ? n : 0;
 
     for (i = 0; i < n; i++) {
         ch = data[i];
@@ -314,6 +325,25 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
         switch (p->lex) {
 
         case NGX_RPC_LEX_STRING:
+            if (p->utf8) {
+                if (ch < p->utf8_lo || ch > p->utf8_hi) {
+                    goto fault;
+                }
+
+                p->utf8--;
+                p->utf8_lo = 0x80;
+                p->utf8_hi = 0xbf;
+                break;
+            }
+
+            if (ch >= 0x80) {
+                if (ngx_rpc_parse_utf8(p, ch) != NGX_OK) {
+                    goto fault;
+                }
+
+                break;
+            }
+
             if (ch == '\\') {
                 p->lex = NGX_RPC_LEX_ESCAPE;
 
@@ -357,6 +387,59 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
             }
         }
     }
+
+    if (open) {
+        *e = n;
+    }
+
+    return n;
+
+fault:
+
+    if (open) {
+        *e = i;
+    }
+
+    return i;
+}
+
+
+/* the first byte of a multibyte sequence: what must follow it */
+
+static ngx_int_t
+ngx_rpc_parse_utf8(ngx_rpc_parser_t *p, u_char ch)
+{
+    p->utf8_lo = 0x80;
+    p->utf8_hi = 0xbf;
+
+    if (ch >= 0xc2 && ch <= 0xdf) {
+        p->utf8 = 1;
+
+    } else if (ch >= 0xe0 && ch <= 0xef) {
+        p->utf8 = 2;
+
+        if (ch == 0xe0) {
+            p->utf8_lo = 0xa0;
+
+        } else if (ch == 0xed) {
+            p->utf8_hi = 0x9f;
+        }
+
+    } else if (ch >= 0xf0 && ch <= 0xf4) {
+        p->utf8 = 3;
+
+        if (ch == 0xf0) {
+            p->utf8_lo = 0x90;
+
+        } else if (ch == 0xf4) {
+            p->utf8_hi = 0x8f;
+        }
+
+    } else {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

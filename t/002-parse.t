@@ -106,6 +106,19 @@ for my $k (1 .. length($body) - 1) {
 ok(!@fail, "body split in two at each of " . (length($body) - 1)
            . " boundaries") or diag(join "\n", @fail);
 
+# UTF-8 of 2, 3 and 4 bytes, split at every byte, is checked as a whole
+my $utf8 = qq({"jsonrpc":"2.0","method":"sum","params":[1,2],)
+         . qq("id":"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"});
+@fail = ();
+for my $k (1 .. length($utf8) - 1) {
+    my $r = http_post($utf8, split => [[0, $k], [$k, length($utf8) - $k]],
+                      delay => 0.005);
+    push @fail, "$k: $r->{body}"
+        if $r->{body} ne qq({"jsonrpc":"2.0","id":"\xc3\xa9\xe2\x82\xac)
+                         . qq(\xf0\x9f\x98\x80","result":3});
+}
+ok(!@fail, "UTF-8 split at every byte") or diag(join "\n", @fail);
+
 # invalid JSON split at every byte is still a parse error, nothing more
 @fail = ();
 my $broken = '[{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1},{"a":tru}]';
@@ -462,3 +475,47 @@ rpc: upstream reply is not valid JSON
 {"jsonrpc":"2.0","method":"sum","params":[1,2],"id":7}
 --- response_body
 {"jsonrpc":"2.0","id":7,"result":1}
+
+
+=== TEST 17: an overlong UTF-8 form is a parse error (yajl lets it through)
+--- config
+location /rpc { rpc_pass backend; }
+--- request eval
+qq({"jsonrpc":"2.0","method":"test_echo","params":["\xc0\xaf"],"id":1})
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+--- error_log
+rpc: invalid JSON: invalid UTF-8 in a string at byte 49
+
+=== TEST 18: a UTF-16 surrogate written as UTF-8 is a parse error
+--- request eval
+qq({"jsonrpc":"2.0","method":"test_echo","params":["\xed\xa0\x80"],"id":1})
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+--- error_log
+rpc: invalid JSON: invalid UTF-8 in a string at byte 50
+
+=== TEST 19: a code point past U+10FFFF is a parse error
+--- request eval
+qq({"jsonrpc":"2.0","method":"test_echo","params":["\xf4\x90\x80\x80"],"id":1})
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+
+=== TEST 20: a lead byte F5 is a parse error, and so is a method with C0 80
+--- request eval
+qq([{"jsonrpc":"2.0","method":"test_echo","params":["\xf7\xbf\xbf\xbf"],"id":1},)
+. qq({"jsonrpc":"2.0","method":"test_echo\xc0\x80","id":2}])
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+
+=== TEST 21: a sequence cut short by the closing quote is a parse error
+--- request eval
+qq({"jsonrpc":"2.0","method":"sum","params":[1],"id":"\xe2\x82"})
+--- response_body
+{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}
+
+=== TEST 22: the largest code points of each length are fine
+--- request eval
+qq({"jsonrpc":"2.0","method":"sum","params":[1],"id":"\xdf\xbf\xef\xbf\xbf\xf4\x8f\xbf\xbf\xed\x9f\xbf"})
+--- response_body eval
+qq({"jsonrpc":"2.0","id":"\xdf\xbf\xef\xbf\xbf\xf4\x8f\xbf\xbf\xed\x9f\xbf","result":1})

@@ -174,7 +174,7 @@ for my $i (0 .. $#codes) {
 sub key { qq(rpc:backend:0/\n"test_seq"\n[$_[0]]) }
 
 for my $v ('not json', '1]},"id":666,"result":"x"', 'null', '"abc',
-           '{"a":1}"', '[1,2', '1 2', 'x' x 3000)
+           '{"a":1}"', '[1,2', '1 2', qq("\xc0\xaf"), 'x' x 3000)
 {
     (my $name = substr($v, 0, 30)) =~ s/\n/ /g;
     my $p = '"v' . length($v) . substr(unpack('H*', $v), 0, 16) . '"';
