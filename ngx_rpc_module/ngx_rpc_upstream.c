@@ -67,7 +67,13 @@ ngx_rpc_upstream_start(ngx_rpc_exchange_t *ex)
     ngx_str_set(&sr->method_name, "POST");
     sr->write_event_handler = ngx_rpc_upstream_init;
 
-    ngx_http_set_ctx(sr, ex, ngx_rpc_module);
+    /*
+     * the exchange is found through the request it owns, so that the
+     * subrequest has no context of ours: with log_subrequest, $rpc_* of it
+     * are not found, while they work in an rpc location run as a subrequest
+     */
+
+    ngx_http_set_ctx(r, ex, ngx_rpc_module);
     ex->sr = sr;
 
     return NGX_OK;
@@ -129,7 +135,7 @@ ngx_rpc_upstream_init(ngx_http_request_t *sr)
     ngx_http_upstream_t  *u;
     ngx_rpc_exchange_t   *ex;
 
-    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    ex = ngx_http_get_module_ctx(sr->main, ngx_rpc_module);
 
     if (ngx_http_upstream_create(sr) != NGX_OK) {
         ngx_http_finalize_request(sr, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -198,7 +204,7 @@ ngx_rpc_upstream_create_request(ngx_http_request_t *sr)
     ngx_rpc_loc_conf_t            *rlcf;
     ngx_http_upstream_srv_conf_t  *uscf;
 
-    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    ex = ngx_http_get_module_ctx(sr->main, ngx_rpc_module);
     rlcf = ngx_http_get_module_loc_conf(sr, ngx_rpc_module);
     uscf = ex->conf->upstream;
 
@@ -254,7 +260,7 @@ ngx_rpc_upstream_reinit_request(ngx_http_request_t *sr)
 {
     ngx_rpc_exchange_t  *ex;
 
-    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    ex = ngx_http_get_module_ctx(sr->main, ngx_rpc_module);
 
     ngx_memzero(&ex->status, sizeof(ngx_http_status_t));
     ngx_memzero(&ex->chunked, sizeof(ngx_http_chunked_t));
@@ -286,7 +292,7 @@ ngx_rpc_upstream_process_status_line(ngx_http_request_t *sr)
     ngx_http_upstream_t  *u;
     ngx_rpc_exchange_t   *ex;
 
-    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    ex = ngx_http_get_module_ctx(sr->main, ngx_rpc_module);
     u = sr->upstream;
 
     for ( ;; ) {
@@ -368,7 +374,7 @@ ngx_rpc_upstream_parse_header(ngx_http_request_t *sr)
     ngx_http_upstream_t  *u;
     ngx_rpc_exchange_t   *ex;
 
-    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    ex = ngx_http_get_module_ctx(sr->main, ngx_rpc_module);
     u = sr->upstream;
 
     for ( ;; ) {
@@ -473,7 +479,7 @@ ngx_rpc_upstream_informational(ngx_http_request_t *sr)
     ngx_http_upstream_t  *u;
     ngx_rpc_exchange_t   *ex;
 
-    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    ex = ngx_http_get_module_ctx(sr->main, ngx_rpc_module);
     u = sr->upstream;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
@@ -518,7 +524,7 @@ ngx_rpc_upstream_header_again(ngx_http_request_t *sr)
         return NGX_AGAIN;
     }
 
-    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    ex = ngx_http_get_module_ctx(sr->main, ngx_rpc_module);
 
     ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
                   "rpc: upstream sent a header larger than "
@@ -547,7 +553,7 @@ ngx_rpc_upstream_finalize_request(ngx_http_request_t *sr, ngx_int_t rc)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                    "rpc: finalize upstream exchange %i", rc);
 
-    ex = ngx_http_get_module_ctx(sr, ngx_rpc_module);
+    ex = ngx_http_get_module_ctx(sr->main, ngx_rpc_module);
     ex->rc = rc;
 }
 

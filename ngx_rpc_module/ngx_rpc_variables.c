@@ -91,9 +91,7 @@ ngx_rpc_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     u_char         *p;
     ngx_rpc_ctx_t  *ctx;
 
-    /* an exchange keeps its own context in the subrequest it runs */
-
-    ctx = (r == r->main) ? ngx_http_get_module_ctx(r, ngx_rpc_module) : NULL;
+    ctx = ngx_http_get_module_ctx(r, ngx_rpc_module);
 
     if (ctx == NULL) {
         v->not_found = 1;

@@ -62,6 +62,11 @@ location /mirrored-file {
     rpc_pass backend;
 }
 location = /copy { internal; return 204; }
+location /shadowed {
+    mirror /shadow;
+    rpc_pass backend;
+}
+location = /shadow { internal; rpc_pass backend; }
 EOF
 
 # upstream errors with odd codes, from this nginx itself
@@ -296,5 +301,12 @@ start_nginx(http_config => "$http\nlog_subrequest on;\n", config => $config)
 is(rpc(call('sum', '[4]', 2)), '{"jsonrpc":"2.0","id":2,"result":4}',
    'log_subrequest on: answered');
 still_fine('log_subrequest on');
+
+# an rpc location run as a subrequest (a mirror) has its own variables
+is(rpc(call('sum', '[5,6]', 42), path => '/shadowed'),
+   '{"jsonrpc":"2.0","id":42,"result":11}', 'mirrored to an rpc location');
+sleep 0.3;
+my $lines = () = access_log_text() =~ /^200 1 m=sum id=42 /mg;
+is($lines, 2, 'the mirror\'s subrequest logs its own $rpc_method and $rpc_id');
 
 stop_nginx();
