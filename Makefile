@@ -1,8 +1,11 @@
 # ngx_rpc_module: build against Debian's nginx-dev, out of tree.
 #   make            build build/ngx_rpc_module.so
 #   make run        install what the demo needs, build, start the quickstart gateway
-#   make test       install packages, build, run the test suite
+#   make test       install packages, build, fuzz briefly, run the test suite
 #   make test-valgrind / make test-asan   the suite under valgrind / ASan
+#   make fuzz       libFuzzer on the request and the reply parser, FUZZ_TIME
+#                   seconds each (make fuzz-ci: FUZZ_CI_TIME seconds each)
+#   make bench-parse   parse cost per byte (bench/parse_bench.c)
 
 SHELL := /bin/bash
 NGX_SRC ?= /usr/share/nginx/src
@@ -12,7 +15,8 @@ SOURCES := config $(wildcard ngx_rpc_module/*.c ngx_rpc_module/*.h)
 CFLAGS_EXTRA ?=
 LDFLAGS_EXTRA ?=
 
-.PHONY: all deps deps-demo run stop test test-valgrind test-asan bench clean
+.PHONY: all deps deps-demo run stop test test-valgrind test-asan bench clean \
+        fuzz-deps fuzz-build fuzz fuzz-ci bench-parse
 
 all: $(BUILD)/ngx_rpc_module.so
 
@@ -40,7 +44,10 @@ run: deps-demo all
 stop:
 	@./conf-examples/run-quickstart.sh stop
 
+# the fuzz targets run first (FUZZ_CI_TIME seconds each), so that prove's
+# summary closes the output
 test: deps all
+	@$(MAKE) -s fuzz-ci
 	prove -r t/
 
 test-valgrind: deps all
@@ -55,3 +62,117 @@ bench: deps all
 
 clean:
 	rm -rf build build-asan build.configure.log build-asan.configure.log
+
+# --- fuzzing and parse benchmark: ngx_rpc_parse.c linked with nginx's own
+# core objects (Debian's nginx source, built with clang: ngx-fuzz with
+# ASan, UBSan and libFuzzer's coverage, ngx-bench with -O2), yajl from its
+# source (fuzz) or the system's libyajl (bench), and fuzz/ngx_rpc_fuzz_stubs.c
+# for ngx_rpc_response_buf(); all of it under build-fuzz/, out of the tree.
+# FUZZ_PARSE names another directory with ngx_rpc_parse.c and ngx_rpc.h to
+# fuzz or time, built under build-fuzz/$(FUZZ_TAG).
+
+FZ := $(TOP)/build-fuzz
+FZ_SRC := $(FZ)/src
+FUZZ_PARSE ?= $(TOP)/ngx_rpc_module
+FUZZ_TAG ?= tree
+FZ_OUT := $(FZ)/$(FUZZ_TAG)
+FUZZ_TIME ?= 300
+FUZZ_CI_TIME ?= 30
+FUZZ_JOBS ?= 1
+BENCH_PARSE_LIMIT ?= 60
+
+FZ_WARN := -Wall -Wextra -Wpointer-arith -Wconditional-uninitialized \
+           -Wno-unused-parameter -Werror
+FZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
+          -fno-omit-frame-pointer
+# long tokens are held from this length on: small, so that small inputs
+# take that path too
+FUZZ_HOLD ?= 8
+FZ_CFLAGS_fuzz := -g -O1 $(FZ_SAN) -fsanitize=fuzzer-no-link
+FZ_LDFLAGS_fuzz := $(FZ_SAN) -fsanitize=fuzzer-no-link
+FZ_CFLAGS_bench := -g -O2
+FZ_LDFLAGS_bench :=
+FZ_INCS = -I $(FUZZ_PARSE) -I $(FZ_SRC)/nginx/src/core \
+          -I $(FZ_SRC)/nginx/src/event -I $(FZ_SRC)/nginx/src/event/modules \
+          -I $(FZ_SRC)/nginx/src/os/unix -I $(FZ_SRC)/nginx/src/http \
+          -I $(FZ_SRC)/nginx/src/http/modules -I $(FZ)/ngx-$(1)
+FZ_PARSE_SRC := $(FUZZ_PARSE)/ngx_rpc_parse.c $(FUZZ_PARSE)/ngx_rpc.h
+FZ_YAJL := yajl yajl_alloc yajl_buf yajl_encode yajl_lex yajl_parser
+
+.PRECIOUS: $(FZ)/ngx-%/libngx.a $(FZ_OUT)/fuzz/%.o $(FZ_OUT)/bench/%.o
+
+fuzz-deps: $(FZ_SRC)/.done
+
+$(FZ_SRC)/.done: fuzz/deps.sh
+	@./fuzz/deps.sh $(FZ_SRC)
+
+# nginx's core, event and os objects (no http), main() renamed in nginx.o
+
+$(FZ)/ngx-%/libngx.a: $(FZ_SRC)/.done
+	@echo "building nginx core objects ($*)"
+	@cd $(FZ_SRC)/nginx && ./configure --with-cc=clang --with-debug \
+	    --without-http --without-pcre --builddir=$(FZ)/ngx-$* \
+	    --with-cc-opt="$(FZ_CFLAGS_$*)" --with-ld-opt="$(FZ_LDFLAGS_$*)" \
+	    > $(FZ)/ngx-$*.configure.log 2>&1 \
+	    || { tail -20 $(FZ)/ngx-$*.configure.log; exit 1; }
+	@nice $(MAKE) -s -f $(FZ)/ngx-$*/Makefile -C $(FZ_SRC)/nginx binary \
+	    > $(FZ)/ngx-$*.make.log 2>&1 \
+	    || { tail -20 $(FZ)/ngx-$*.make.log; exit 1; }
+	@objcopy --redefine-sym main=ngx_rpc_fuzz_nginx_main \
+	    $(FZ)/ngx-$*/src/core/nginx.o $(FZ)/ngx-$*/nginx-nomain.o
+	@rm -f $@ && ar rcs $@ $$(find $(FZ)/ngx-$* -name '*.o' ! -name nginx.o)
+
+$(FZ)/yajl-fuzz/libyajl.a: $(FZ_SRC)/.done
+	@mkdir -p $(@D)
+	cd $(@D) && for f in $(FZ_YAJL); do \
+	    clang -c $(FZ_CFLAGS_fuzz) -I /usr/include \
+	        $(FZ_SRC)/yajl/src/$$f.c -o $$f.o || exit 1; done
+	@rm -f $@ && ar rcs $@ $(addprefix $(@D)/,$(addsuffix .o,$(FZ_YAJL)))
+
+$(FZ_OUT)/fuzz/%.o: $(FZ)/ngx-fuzz/libngx.a $(FZ_PARSE_SRC) \
+        fuzz/ngx_rpc_fuzz_parse.c fuzz/ngx_rpc_fuzz_stubs.c
+	@mkdir -p $(@D)
+	clang -c $(FZ_CFLAGS_fuzz) $(FZ_WARN) $(call FZ_INCS,fuzz) \
+	    $(if $(filter reply,$*),-DNGX_RPC_FUZZ_REPLY=1) \
+	    -DNGX_RPC_PARSE_HOLD=$(FUZZ_HOLD) \
+	    $(if $(filter request reply,$*),fuzz/ngx_rpc_fuzz_parse.c, \
+	        $(if $(filter stubs,$*),fuzz/ngx_rpc_fuzz_stubs.c, \
+	            $(FUZZ_PARSE)/ngx_rpc_parse.c)) -o $@
+
+$(FZ_OUT)/fuzz_%: $(FZ_OUT)/fuzz/%.o $(FZ_OUT)/fuzz/parse.o \
+        $(FZ_OUT)/fuzz/stubs.o $(FZ)/yajl-fuzz/libyajl.a \
+        $(FZ)/ngx-fuzz/libngx.a
+	clang $(FZ_SAN) -fsanitize=fuzzer $^ -lpthread -lcrypt -o $@
+
+$(FZ)/seeds/.done: fuzz/seeds.sh $(wildcard fuzz/corpus/* \
+        t/corpora/JSONTestSuite/test_parsing/*)
+	@./fuzz/seeds.sh $(FZ)/seeds
+	@touch $@
+
+fuzz-build: $(FZ_OUT)/fuzz_request $(FZ_OUT)/fuzz_reply $(FZ)/seeds/.done
+
+# a finding fails the target: the input is under build-fuzz/TAG/artifacts
+
+fuzz: fuzz-build
+	@for t in request reply; do \
+	    ./fuzz/run.sh $(FZ_OUT)/fuzz_$$t $(FZ)/corpus/$$t $(FZ)/seeds/$$t \
+	        $(FZ_OUT)/artifacts/$$t $(FUZZ_TIME) $(FUZZ_JOBS) || exit 1; \
+	done
+
+fuzz-ci:
+	@$(MAKE) -s fuzz FUZZ_TIME=$(FUZZ_CI_TIME) FUZZ_JOBS=1
+
+$(FZ_OUT)/bench/%.o: $(FZ)/ngx-bench/libngx.a $(FZ_PARSE_SRC) \
+        bench/parse_bench.c fuzz/ngx_rpc_fuzz_stubs.c
+	@mkdir -p $(@D)
+	clang -c $(FZ_CFLAGS_bench) $(FZ_WARN) $(call FZ_INCS,bench) \
+	    $(if $(filter main,$*),bench/parse_bench.c, \
+	        $(if $(filter stubs,$*),fuzz/ngx_rpc_fuzz_stubs.c, \
+	            $(FUZZ_PARSE)/ngx_rpc_parse.c)) -o $@
+
+$(FZ_OUT)/parse_bench: $(FZ_OUT)/bench/main.o $(FZ_OUT)/bench/parse.o \
+        $(FZ_OUT)/bench/stubs.o $(FZ)/ngx-bench/libngx.a
+	clang $^ -lyajl -lpthread -lcrypt -o $@
+
+bench-parse: $(FZ_OUT)/parse_bench
+	nice $(FZ_OUT)/parse_bench $(BENCH_PARSE_LIMIT)

@@ -285,7 +285,10 @@ ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
 }
 
 
-/* yajl parses bytes that start at stream offset base */
+/*
+ * yajl parses bytes that start at stream offset base; nothing but white
+ * space may follow the value in them
+ */
 
 static ngx_int_t
 ngx_rpc_parse_yajl(ngx_rpc_parser_t *p, u_char *data, size_t len, off_t base)
@@ -295,6 +298,12 @@ ngx_rpc_parse_yajl(ngx_rpc_parser_t *p, u_char *data, size_t len, off_t base)
     if (yajl_parse(p->yajl, data, len) != yajl_status_ok) {
         ngx_rpc_parse_log(p);
         return NGX_ERROR;
+    }
+
+    /* yajl keeps quiet on a token left open after the value */
+
+    if (p->complete) {
+        return ngx_rpc_parse_after(p, data, len);
     }
 
     return NGX_OK;
