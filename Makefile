@@ -66,8 +66,8 @@ clean:
 # --- fuzzing and parse benchmark: ngx_rpc_parse.c linked with nginx's own
 # core objects (Debian's nginx source, built with clang: ngx-fuzz with
 # ASan, UBSan and libFuzzer's coverage, ngx-bench with -O2), yajl from its
-# source (fuzz) or the system's libyajl (bench), and fuzz/ngx_rpc_fuzz_stubs.c
-# for ngx_rpc_response_buf(); all of it under build-fuzz/, out of the tree.
+# source (fuzz) or the system's libyajl (bench), and ngx_rpc_util.c, which
+# needs no http; all of it under build-fuzz/, out of the tree.
 # FUZZ_PARSE names another directory with ngx_rpc_parse.c and ngx_rpc.h to
 # fuzz or time, built under build-fuzz/$(FUZZ_TAG).
 
@@ -130,17 +130,17 @@ $(FZ)/yajl-fuzz/libyajl.a: $(FZ_SRC)/.done
 	@rm -f $@ && ar rcs $@ $(addprefix $(@D)/,$(addsuffix .o,$(FZ_YAJL)))
 
 $(FZ_OUT)/fuzz/%.o: $(FZ)/ngx-fuzz/libngx.a $(FZ_PARSE_SRC) \
-        fuzz/ngx_rpc_fuzz_parse.c fuzz/ngx_rpc_fuzz_stubs.c
+        fuzz/ngx_rpc_fuzz_parse.c ngx_rpc_module/ngx_rpc_util.c
 	@mkdir -p $(@D)
 	clang -c $(FZ_CFLAGS_fuzz) $(FZ_WARN) $(call FZ_INCS,fuzz) \
 	    $(if $(filter reply,$*),-DNGX_RPC_FUZZ_REPLY=1) \
 	    -DNGX_RPC_PARSE_HOLD=$(FUZZ_HOLD) \
 	    $(if $(filter request reply,$*),fuzz/ngx_rpc_fuzz_parse.c, \
-	        $(if $(filter stubs,$*),fuzz/ngx_rpc_fuzz_stubs.c, \
+	        $(if $(filter util,$*),ngx_rpc_module/ngx_rpc_util.c, \
 	            $(FUZZ_PARSE)/ngx_rpc_parse.c)) -o $@
 
 $(FZ_OUT)/fuzz_%: $(FZ_OUT)/fuzz/%.o $(FZ_OUT)/fuzz/parse.o \
-        $(FZ_OUT)/fuzz/stubs.o $(FZ)/yajl-fuzz/libyajl.a \
+        $(FZ_OUT)/fuzz/util.o $(FZ)/yajl-fuzz/libyajl.a \
         $(FZ)/ngx-fuzz/libngx.a
 	clang $(FZ_SAN) -fsanitize=fuzzer $^ -lpthread -lcrypt -o $@
 
@@ -163,15 +163,15 @@ fuzz-ci:
 	@$(MAKE) -s fuzz FUZZ_TIME=$(FUZZ_CI_TIME) FUZZ_JOBS=1
 
 $(FZ_OUT)/bench/%.o: $(FZ)/ngx-bench/libngx.a $(FZ_PARSE_SRC) \
-        bench/parse_bench.c fuzz/ngx_rpc_fuzz_stubs.c
+        bench/parse_bench.c ngx_rpc_module/ngx_rpc_util.c
 	@mkdir -p $(@D)
 	clang -c $(FZ_CFLAGS_bench) $(FZ_WARN) $(call FZ_INCS,bench) \
 	    $(if $(filter main,$*),bench/parse_bench.c, \
-	        $(if $(filter stubs,$*),fuzz/ngx_rpc_fuzz_stubs.c, \
+	        $(if $(filter util,$*),ngx_rpc_module/ngx_rpc_util.c, \
 	            $(FUZZ_PARSE)/ngx_rpc_parse.c)) -o $@
 
 $(FZ_OUT)/parse_bench: $(FZ_OUT)/bench/main.o $(FZ_OUT)/bench/parse.o \
-        $(FZ_OUT)/bench/stubs.o $(FZ)/ngx-bench/libngx.a
+        $(FZ_OUT)/bench/util.o $(FZ)/ngx-bench/libngx.a
 	clang $^ -lyajl -lpthread -lcrypt -o $@
 
 bench-parse: $(FZ_OUT)/parse_bench

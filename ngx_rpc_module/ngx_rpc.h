@@ -361,6 +361,13 @@ struct ngx_rpc_ctx_s {
 };
 
 
+/* ngx_rpc_util.c */
+ngx_int_t ngx_rpc_chain_add(ngx_pool_t *pool, ngx_chain_t ***ll,
+    u_char *data, size_t len);
+ngx_pool_t *ngx_rpc_pool_get(ngx_log_t *log);
+void ngx_rpc_pool_free(void *data);
+void ngx_rpc_pool_exit(void);
+
 /* ngx_rpc_parse.c */
 ngx_int_t ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool,
     ngx_log_t *log, ngx_uint_t max_depth, ngx_uint_t max_msgs, ngx_uint_t n);
@@ -413,9 +420,6 @@ ngx_int_t ngx_rpc_dispatcher_send(ngx_rpc_ctx_t *ctx);
 void ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex);
 void ngx_rpc_dispatcher_cancel(ngx_rpc_call_t *call);
 void ngx_rpc_dispatcher_release(ngx_rpc_ctx_t *ctx);
-void ngx_rpc_dispatcher_exit(void);
-ngx_pool_t *ngx_rpc_pool_get(ngx_log_t *log);
-void ngx_rpc_pool_free(void *data);
 
 /* ngx_rpc_upstream.c */
 ngx_int_t ngx_rpc_upstream_start(ngx_rpc_exchange_t *ex);
@@ -427,8 +431,6 @@ ngx_int_t ngx_rpc_response_body(ngx_rpc_ctx_t *ctx, ngx_chain_t *out);
 ngx_int_t ngx_rpc_response_send(ngx_rpc_ctx_t *ctx);
 ngx_int_t ngx_rpc_response_error(ngx_http_request_t *r, ngx_uint_t status,
     ngx_int_t code);
-ngx_int_t ngx_rpc_response_buf(ngx_pool_t *pool, ngx_chain_t ***ll,
-    u_char *data, size_t len);
 u_char *ngx_rpc_error_message(ngx_int_t code);
 
 /* ngx_rpc_handler.c */

@@ -18,27 +18,6 @@
 #define NGX_RPC_SINGLE_TIME  60000
 #define NGX_RPC_SINGLE_MAX   64
 
-/* pools kept for reuse, and the most blocks a kept pool may have */
-#define NGX_RPC_POOLS_MAX    64
-#define NGX_RPC_POOL_BLOCKS  4
-
-/* under ASan or valgrind every pool is freed: they see any use after it */
-
-#if (defined __SANITIZE_ADDRESS__)
-#define ngx_rpc_pool_keep()  0
-
-#elif (defined __has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define ngx_rpc_pool_keep()  (!RUNNING_ON_VALGRIND)
-#endif
-#endif
-
-#ifndef ngx_rpc_pool_keep
-#define ngx_rpc_pool_keep()  1
-#endif
-
-
 typedef struct {
     ngx_http_upstream_srv_conf_t  *upstream;
     ngx_msec_t                     until;
@@ -69,8 +48,6 @@ static u_char *ngx_rpc_exchange_log_error(ngx_log_t *log, u_char *buf,
 static ngx_queue_t       ngx_rpc_batchers;
 static ngx_rpc_single_t  ngx_rpc_singles[NGX_RPC_SINGLE_MAX];
 static ngx_uint_t        ngx_rpc_nsingles;
-static ngx_pool_t       *ngx_rpc_pools[NGX_RPC_POOLS_MAX];
-static ngx_uint_t        ngx_rpc_npools;
 
 
 /* the calls of ctx marked to send go to their batchers or exchanges */
@@ -521,7 +498,7 @@ ngx_rpc_exchange_add(ngx_rpc_exchange_t *ex, ngx_rpc_call_t *call,
 
     head = *ll;
 
-    if (ngx_rpc_response_buf(ex->pool, ll, s, last - s) != NGX_OK) {
+    if (ngx_rpc_chain_add(ex->pool, ll, s, last - s) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -566,7 +543,7 @@ ngx_rpc_exchange_start(ngx_rpc_exchange_t *ex, ngx_chain_t **ll)
 
     tail = ll;
 
-    if (ngx_rpc_response_buf(ex->pool, &ll, (u_char *) "}]",
+    if (ngx_rpc_chain_add(ex->pool, &ll, (u_char *) "}]",
                              ex->batch ? 2 : 1)
         != NGX_OK
         || ngx_rpc_upstream_start(ex) != NGX_OK)
@@ -799,84 +776,6 @@ ngx_rpc_exchange_free(ngx_event_t *ev)
     ex = ev->data;
 
     ngx_rpc_pool_free(ex->pool);
-}
-
-
-/*
- * Pools of ended exchanges and client messages are kept for new ones, as a
- * malloc()ed pool each time costs more than the rest of a small exchange.
- */
-
-ngx_pool_t *
-ngx_rpc_pool_get(ngx_log_t *log)
-{
-    ngx_pool_t  *pool;
-
-    if (ngx_rpc_npools) {
-        pool = ngx_rpc_pools[--ngx_rpc_npools];
-        pool->log = log;
-        return pool;
-    }
-
-    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, log);
-    if (pool == NULL) {
-        return NULL;
-    }
-
-    /* a page-sized upstream buffer (rpc_buffer_size) fits in a block */
-
-    pool->max = NGX_DEFAULT_POOL_SIZE - sizeof(ngx_pool_t);
-
-    return pool;
-}
-
-
-/* also a pool cleanup handler */
-
-void
-ngx_rpc_pool_free(void *data)
-{
-    ngx_pool_t          *pool = data;
-    ngx_uint_t           n;
-    ngx_pool_t          *p;
-    ngx_pool_cleanup_t  *cln;
-
-    /* a pool that a large message made grow is not kept */
-
-    n = 0;
-
-    for (p = pool; p && n <= NGX_RPC_POOL_BLOCKS; p = p->d.next) {
-        n++;
-    }
-
-    if (ngx_rpc_npools == NGX_RPC_POOLS_MAX || n > NGX_RPC_POOL_BLOCKS
-        || !ngx_rpc_pool_keep())
-    {
-        ngx_destroy_pool(pool);
-        return;
-    }
-
-    for (cln = pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler) {
-            cln->handler(cln->data);
-        }
-    }
-
-    pool->cleanup = NULL;
-    pool->log = ngx_cycle->log;
-
-    ngx_reset_pool(pool);
-
-    ngx_rpc_pools[ngx_rpc_npools++] = pool;
-}
-
-
-void
-ngx_rpc_dispatcher_exit(void)
-{
-    while (ngx_rpc_npools) {
-        ngx_destroy_pool(ngx_rpc_pools[--ngx_rpc_npools]);
-    }
 }
 
 

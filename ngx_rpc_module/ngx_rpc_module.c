@@ -351,7 +351,7 @@ ngx_rpc_exit_process(ngx_cycle_t *cycle)
         ngx_rpc_redis_close(rmcf->redis);
     }
 
-    ngx_rpc_dispatcher_exit();
+    ngx_rpc_pool_exit();
 }
 
 

@@ -1064,7 +1064,7 @@ ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_pool_t *pool,
             continue;
         }
 
-        if (ngx_rpc_response_buf(pool, ll, seg[i].start
+        if (ngx_rpc_chain_add(pool, ll, seg[i].start
                                  + (from - seg[i].offset), to - from)
             != NGX_OK)
         {

@@ -62,41 +62,6 @@ ngx_rpc_error_message(ngx_int_t code)
 }
 
 
-ngx_int_t
-ngx_rpc_response_buf(ngx_pool_t *pool, ngx_chain_t ***ll, u_char *data,
-    size_t len)
-{
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    b = ngx_calloc_buf(pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    cl = ngx_alloc_chain_link(pool);
-    if (cl == NULL) {
-        return NGX_ERROR;
-    }
-
-    /* start == pos: the upstream module rewinds request buffers on retry */
-
-    b->start = data;
-    b->pos = data;
-    b->last = data + len;
-    b->end = data + len;
-    b->memory = 1;
-
-    cl->buf = b;
-    cl->next = NULL;
-
-    **ll = cl;
-    *ll = &cl->next;
-
-    return NGX_OK;
-}
-
-
 /*
  * Each answer is a head buffer (separator, the previous answer's closing
  * brace, the literals and the client's id, copied) and, for an upstream
@@ -175,7 +140,7 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
     }
 
     if ((open || ctx->batch)
-        && ngx_rpc_response_buf(ctx->pool, &ll,
+        && ngx_rpc_chain_add(ctx->pool, &ll,
                                 (u_char *) (open ? "}]" : "]"),
                                 open + ctx->batch)
            != NGX_OK)
@@ -254,12 +219,12 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
 
     *open = 1;
 
-    if (ngx_rpc_response_buf(ctx->pool, ll, p, last - p) != NGX_OK) {
+    if (ngx_rpc_chain_add(ctx->pool, ll, p, last - p) != NGX_OK) {
         return NGX_ERROR;
     }
 
     if (range == NULL) {
-        return ngx_rpc_response_buf(ctx->pool, ll, call->answer.data,
+        return ngx_rpc_chain_add(ctx->pool, ll, call->answer.data,
                                     call->answer.len);
     }
 
@@ -297,7 +262,7 @@ ngx_rpc_response_error_obj(ngx_rpc_ctx_t *ctx, ngx_int_t code,
     last = ngx_rpc_response_id(ctx, msg, last);
     *last++ = '}';
 
-    return ngx_rpc_response_buf(ctx->pool, ll, p, last - p);
+    return ngx_rpc_chain_add(ctx->pool, ll, p, last - p);
 }
 
 

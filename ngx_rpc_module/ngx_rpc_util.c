@@ -1,0 +1,148 @@
+
+/*
+ * Utilities of every stage: buffers over bytes that stay where they are,
+ * and pools kept for reuse.  Nothing here needs a request.
+ */
+
+
+#include "ngx_rpc.h"
+
+
+/* pools kept for reuse, and the most blocks a kept pool may have */
+#define NGX_RPC_POOLS_MAX    64
+#define NGX_RPC_POOL_BLOCKS  4
+
+/* under ASan or valgrind every pool is freed: they see any use after it */
+
+#if (defined __SANITIZE_ADDRESS__)
+#define ngx_rpc_pool_keep()  0
+
+#elif (defined __has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define ngx_rpc_pool_keep()  (!RUNNING_ON_VALGRIND)
+#endif
+#endif
+
+#ifndef ngx_rpc_pool_keep
+#define ngx_rpc_pool_keep()  1
+#endif
+
+
+static ngx_pool_t  *ngx_rpc_pools[NGX_RPC_POOLS_MAX];
+static ngx_uint_t   ngx_rpc_npools;
+
+
+/* a buffer over len bytes at data, linked at the end of a chain */
+
+ngx_int_t
+ngx_rpc_chain_add(ngx_pool_t *pool, ngx_chain_t ***ll, u_char *data,
+    size_t len)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    b = ngx_calloc_buf(pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    cl = ngx_alloc_chain_link(pool);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* start == pos: the upstream module rewinds request buffers on retry */
+
+    b->start = data;
+    b->pos = data;
+    b->last = data + len;
+    b->end = data + len;
+    b->memory = 1;
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    **ll = cl;
+    *ll = &cl->next;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Pools of ended exchanges and client messages are kept for new ones, as a
+ * malloc()ed pool each time costs more than the rest of a small exchange.
+ */
+
+ngx_pool_t *
+ngx_rpc_pool_get(ngx_log_t *log)
+{
+    ngx_pool_t  *pool;
+
+    if (ngx_rpc_npools) {
+        pool = ngx_rpc_pools[--ngx_rpc_npools];
+        pool->log = log;
+        return pool;
+    }
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    /* a page-sized upstream buffer (rpc_buffer_size) fits in a block */
+
+    pool->max = NGX_DEFAULT_POOL_SIZE - sizeof(ngx_pool_t);
+
+    return pool;
+}
+
+
+/* also a pool cleanup handler */
+
+void
+ngx_rpc_pool_free(void *data)
+{
+    ngx_pool_t          *pool = data;
+    ngx_uint_t           n;
+    ngx_pool_t          *p;
+    ngx_pool_cleanup_t  *cln;
+
+    /* a pool that a large message made grow is not kept */
+
+    n = 0;
+
+    for (p = pool; p && n <= NGX_RPC_POOL_BLOCKS; p = p->d.next) {
+        n++;
+    }
+
+    if (ngx_rpc_npools == NGX_RPC_POOLS_MAX || n > NGX_RPC_POOL_BLOCKS
+        || !ngx_rpc_pool_keep())
+    {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    for (cln = pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler) {
+            cln->handler(cln->data);
+        }
+    }
+
+    pool->cleanup = NULL;
+    pool->log = ngx_cycle->log;
+
+    ngx_reset_pool(pool);
+
+    ngx_rpc_pools[ngx_rpc_npools++] = pool;
+}
+
+
+void
+ngx_rpc_pool_exit(void)
+{
+    while (ngx_rpc_npools) {
+        ngx_destroy_pool(ngx_rpc_pools[--ngx_rpc_npools]);
+    }
+}
