@@ -11,6 +11,8 @@
  *               (" \t\r\n") that fills the body
  *   batch       a batch of small calls, {"jsonrpc":"2.0","method":"sum",...}
  *               (as many as fit: rpc_max_batch is raised to take them all)
+ *   string      one call whose params are one string that fills the body
+ *               (ASCII and two-byte UTF-8): a token across every piece
  * A run is init, all feeds, finish; the best of 3 runs (fewer when they
  * take over 5 s) or more (half a second's worth, up to 1000) is printed.
  * A case still running at the time limit (argument 1, seconds, default
@@ -33,6 +35,7 @@ static double ngx_rpc_bench_run(u_char **piece, size_t *plen, ngx_uint_t n,
     size_t *fed);
 static u_char *ngx_rpc_bench_whitespace(size_t len);
 static u_char *ngx_rpc_bench_batch(size_t len);
+static u_char *ngx_rpc_bench_string(size_t len);
 static double ngx_rpc_bench_now(void);
 
 
@@ -65,14 +68,16 @@ main(int argc, char **argv)
     printf("%-11s %8s %6s %12s %6s\n",
            "body", "size", "piece", "ns/byte", "runs");
 
-    for (b = 0; b < 2; b++) {
+    for (b = 0; b < 3; b++) {
         for (i = 0; i < 2; i++) {
-            body = b ? ngx_rpc_bench_batch(sizes[i])
-                     : ngx_rpc_bench_whitespace(sizes[i]);
+            body = (b == 0) ? ngx_rpc_bench_whitespace(sizes[i])
+                   : (b == 1) ? ngx_rpc_bench_batch(sizes[i])
+                   : ngx_rpc_bench_string(sizes[i]);
 
             for (k = 0; k < 3; k++) {
-                ngx_rpc_bench(b ? "batch" : "whitespace", body, sizes[i],
-                              steps[k], limit);
+                ngx_rpc_bench((b == 0) ? "whitespace"
+                              : (b == 1) ? "batch" : "string",
+                              body, sizes[i], steps[k], limit);
             }
 
             free(body);
@@ -240,6 +245,44 @@ ngx_rpc_bench_whitespace(size_t len)
 
     for (i = 0; i < len - head - tail; i++) {
         *q++ = " \t\r\n"[i % 4];
+    }
+
+    ngx_memcpy(q, t, tail);
+
+    return body;
+}
+
+
+static u_char *
+ngx_rpc_bench_string(size_t len)
+{
+    u_char      *body, *q;
+    size_t       head, tail;
+    ngx_uint_t   i, n;
+
+    static char  h[] = "{\"jsonrpc\":\"2.0\",\"method\":\"s\",\"params\":[\"";
+    static char  t[] = "\"],\"id\":1}";
+
+    head = sizeof(h) - 1;
+    tail = sizeof(t) - 1;
+
+    body = malloc(len);
+    if (body == NULL) {
+        exit(1);
+    }
+
+    q = ngx_cpymem(body, h, head);
+    n = len - head - tail;
+
+    for (i = 0; i < n; i++) {
+        if (i % 8 == 6 && i + 1 < n) {
+            *q++ = 0xc3;
+            *q++ = 0xa9;
+            i++;
+
+        } else {
+            *q++ = 'a' + i % 26;
+        }
     }
 
     ngx_memcpy(q, t, tail);
