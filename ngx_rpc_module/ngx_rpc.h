@@ -34,10 +34,6 @@
 #define NGX_RPC_UPSTREAM_TOO_LARGE      -32009
 #define NGX_RPC_OVERLOADED              -32010
 
-/* an upstream error object without an integer code, in $rpc_error_code */
-#define NGX_RPC_CODE_NONE               NGX_MAX_INT_T_VALUE
-
-
 /* nesting limit for values the gateway reads: replies, Redis values */
 #define NGX_RPC_VALUE_MAX_DEPTH         1024
 

@@ -513,17 +513,13 @@ ngx_rpc_cache_redis_value(ngx_rpc_call_t *call, redisReply *reply)
 }
 
 
-/*
- * An exchange ended: results are stored, and the calls that waited for
- * its cacheable calls get the same answer.
- */
+/* an exchange ended and its calls are done: their results are stored */
 
 void
 ngx_rpc_cache_update(ngx_rpc_exchange_t *ex)
 {
     ngx_str_t             value;
     ngx_uint_t            i;
-    ngx_int_t             code;
     ngx_rpc_call_t       *call;
     ngx_rpc_value_t      *result;
     ngx_rpc_loc_conf_t   *rlcf;
@@ -535,17 +531,9 @@ ngx_rpc_cache_update(ngx_rpc_exchange_t *ex)
     for (i = 0; i < ex->nsent; i++) {
         call = ex->calls[i];
 
-        if (call == NULL || call->key.len == 0) {
-            continue;
-        }
-
-        code = call->error ? call->error : ex->error;
-
-        if (code == 0 && call->reply == NULL) {
-            code = NGX_RPC_UPSTREAM_NO_RESULT;
-        }
-
-        if (code) {
+        if (call == NULL || call->key.len == 0 || call->error
+            || call->reply == NULL)
+        {
             continue;
         }
 

@@ -144,9 +144,7 @@ ngx_rpc_call_cancel_all(ngx_rpc_ctx_t *ctx, ngx_int_t code)
     call = ctx->calls.elts;
 
     for (i = 0; i < ctx->calls.nelts; i++) {
-        if (call[i].flight && call[i].flight->leader != &call[i]
-            && !call[i].done)
-        {
+        if (call[i].flight && call[i].flight->leader != &call[i]) {
             ngx_rpc_call_cancel(&call[i], code);
         }
     }

@@ -544,7 +544,7 @@ ngx_rpc_exchange_start(ngx_rpc_exchange_t *ex, ngx_chain_t **ll)
     tail = ll;
 
     if (ngx_rpc_chain_add(ex->pool, &ll, (u_char *) "}]",
-                             ex->batch ? 2 : 1)
+                          ex->batch ? 2 : 1)
         != NGX_OK
         || ngx_rpc_upstream_start(ex) != NGX_OK)
     {
@@ -623,8 +623,6 @@ ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
                       "sent again one by one", n);
     }
 
-    ngx_rpc_cache_update(ex);
-
     ex->done = 1;
     ctx = NULL;
 
@@ -649,16 +647,15 @@ ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
         ngx_rpc_call_done(call, code);
     }
 
+    ngx_rpc_cache_update(ex);
+
     if (ex->refs == 0) {
         ngx_post_event(&ex->free, &ngx_posted_events);
     }
 }
 
 
-/*
- * A call leaves its batcher or exchange: it timed out, or its client is
- * going away.  A client that timed out still logs the tries made for it.
- */
+/* a call leaves its batcher or exchange: it timed out, or its client went */
 
 void
 ngx_rpc_dispatcher_cancel(ngx_rpc_call_t *call)

@@ -1065,7 +1065,7 @@ ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_pool_t *pool,
         }
 
         if (ngx_rpc_chain_add(pool, ll, seg[i].start
-                                 + (from - seg[i].offset), to - from)
+                              + (from - seg[i].offset), to - from)
             != NGX_OK)
         {
             return NGX_ERROR;

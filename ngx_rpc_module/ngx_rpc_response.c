@@ -18,7 +18,8 @@ static ngx_int_t ngx_rpc_response_error_obj(ngx_rpc_ctx_t *ctx,
     ngx_int_t code, ngx_rpc_msg_t *msg, ngx_str_t *sep, ngx_chain_t ***ll);
 static u_char *ngx_rpc_response_id(ngx_rpc_ctx_t *ctx, ngx_rpc_msg_t *msg,
     u_char *p);
-static void ngx_rpc_response_code(ngx_rpc_ctx_t *ctx, ngx_int_t code);
+static void ngx_rpc_response_code(ngx_rpc_ctx_t *ctx, ngx_int_t code,
+    ngx_uint_t ok);
 
 
 typedef struct {
@@ -141,8 +142,8 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
 
     if ((open || ctx->batch)
         && ngx_rpc_chain_add(ctx->pool, &ll,
-                                (u_char *) (open ? "}]" : "]"),
-                                open + ctx->batch)
+                             (u_char *) (open ? "}]" : "]"),
+                             open + ctx->batch)
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -206,14 +207,12 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
         /* an upstream error whose code is no integer logs as "-" */
 
         if (call->answer.data) {
-            ngx_rpc_response_code(ctx, call->answer_code_ok
-                                       ? call->answer_code
-                                       : NGX_RPC_CODE_NONE);
+            ngx_rpc_response_code(ctx, call->answer_code,
+                                  call->answer_code_ok);
 
         } else {
             range = &reply->member[NGX_RPC_M_ERROR].range;
-            ngx_rpc_response_code(ctx, reply->code_ok ? reply->code
-                                                      : NGX_RPC_CODE_NONE);
+            ngx_rpc_response_code(ctx, reply->code, reply->code_ok);
         }
     }
 
@@ -225,7 +224,7 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
 
     if (range == NULL) {
         return ngx_rpc_chain_add(ctx->pool, ll, call->answer.data,
-                                    call->answer.len);
+                                 call->answer.len);
     }
 
     return ngx_rpc_parse_slice(&call->exchange->reply, ctx->pool,
@@ -255,7 +254,7 @@ ngx_rpc_response_error_obj(ngx_rpc_ctx_t *ctx, ngx_int_t code,
         return NGX_ERROR;
     }
 
-    ngx_rpc_response_code(ctx, code);
+    ngx_rpc_response_code(ctx, code, 1);
 
     last = ngx_sprintf(p, "%V{\"jsonrpc\":\"2.0\",\"error\":{\"code\":%i,"
                        "\"message\":\"%s\"},\"id\":", sep, code, s);
@@ -286,10 +285,13 @@ ngx_rpc_response_id(ngx_rpc_ctx_t *ctx, ngx_rpc_msg_t *msg, u_char *p)
 }
 
 
-/* remembers answered error codes for $rpc_error_code */
+/*
+ * remembers answered error codes for $rpc_error_code; "-" for an upstream
+ * error whose code is no integer (ok is 0)
+ */
 
 static void
-ngx_rpc_response_code(ngx_rpc_ctx_t *ctx, ngx_int_t code)
+ngx_rpc_response_code(ngx_rpc_ctx_t *ctx, ngx_int_t code, ngx_uint_t ok)
 {
     u_char  *p;
 
@@ -303,7 +305,7 @@ ngx_rpc_response_code(ngx_rpc_ctx_t *ctx, ngx_int_t code)
         *p++ = ',';
     }
 
-    if (code == NGX_RPC_CODE_NONE) {
+    if (!ok) {
         *p++ = '-';
         ctx->codes.len = p - ctx->codes.data;
         return;

@@ -804,12 +804,12 @@ ngx_rpc_upstream_match(ngx_rpc_exchange_t *ex)
 {
     off_t                max;
     ngx_int_t            num;
+    ngx_log_t           *log;
+    ngx_uint_t           i, batch, result, error;
+    ngx_rpc_msg_t       *msg;
+    ngx_rpc_call_t      *c;
+    ngx_rpc_parser_t    *p;
     ngx_rpc_loc_conf_t  *rlcf;
-    ngx_log_t         *log;
-    ngx_uint_t         i, batch, result, error;
-    ngx_rpc_msg_t     *msg;
-    ngx_rpc_call_t    *c;
-    ngx_rpc_parser_t  *p;
 
     if (ex->ncalls == 0) {
         return;
