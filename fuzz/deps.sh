@@ -1,34 +1,15 @@
 #!/bin/bash
 # What the fuzz targets and bench/parse_bench need: clang and libFuzzer from
-# Debian's packages, and the sources of nginx and yajl (Debian's, the
-# versions of the installed nginx-dev and libyajl-dev where the mirror still
-# has them) unpacked under $1 (build-fuzz/src), out of the git tree.
+# Debian's packages (t/deps.sh fuzz), and the sources of nginx and yajl
+# (Debian's, the versions of the installed nginx-dev and libyajl-dev where
+# the mirror still has them) unpacked under $1 (build-fuzz/src), out of the
+# git tree.
 # Does nothing when everything is already there.
 set -e
 
 dst=${1:?usage: fuzz/deps.sh DIR}
 
-missing=""
-for p in clang libfuzzer-14-dev dpkg-dev nginx-dev libyajl-dev \
-         libhiredis-dev
-do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
-        || missing="$missing $p"
-done
-
-if [ -n "$missing" ]; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "missing packages:$missing (run as root, or install them)" >&2
-        exit 1
-    fi
-
-    echo "installing:$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends $missing \
-        > /tmp/ngx-rpc-fuzz-apt.log \
-        || { tail -30 /tmp/ngx-rpc-fuzz-apt.log; exit 1; }
-fi
+"$(dirname "$0")/../t/deps.sh" fuzz
 
 if [ -f "$dst/.done" ]; then
     exit 0

@@ -6,6 +6,8 @@
 #                     included) and benchmarks
 #   t/deps.sh demo    only what `make run` needs: nginx, the build, and
 #                     the demo upstream (t/lib/upstream.pl: perl) and curl
+#   t/deps.sh fuzz    the build, and clang, libFuzzer and dpkg-dev (for
+#                     apt-get source) for fuzz/ and bench/parse_bench.c
 set -e
 
 mode="${1:-all}"
@@ -20,8 +22,10 @@ all)
           libtest-base-perl libprotocol-websocket-perl libtext-diff-perl" ;;
 demo)
     ;;
+fuzz)
+    PKGS="$PKGS clang libfuzzer-14-dev dpkg-dev" ;;
 *)
-    echo "usage: $0 [demo]" >&2
+    echo "usage: $0 [demo|fuzz]" >&2
     exit 2 ;;
 esac
 
@@ -54,7 +58,7 @@ if [ -n "$missing" ]; then
     rm -f /usr/sbin/policy-rc.d
 fi
 
-[ "$mode" = demo ] && exit 0
+[ "$mode" != all ] && exit 0
 
 # ethers and ganache from the npm registry, at the versions of the lock file
 js="$(dirname "$0")/js"
