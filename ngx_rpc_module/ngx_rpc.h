@@ -86,6 +86,14 @@ typedef struct {
 } ngx_rpc_msg_t;
 
 
+/* UTF-8 (RFC 3629) checked a byte at a time, across buffers */
+typedef struct {
+    ngx_uint_t                   left;   /* continuation bytes to come */
+    u_char                       lo;
+    u_char                       hi;
+} ngx_rpc_utf8_t;
+
+
 /*
  * a piece of the stream held in memory: parsed bytes are never moved; a
  * piece that follows the previous one in memory extends its segment
@@ -112,9 +120,7 @@ typedef struct {
     off_t                        hold_off;
     off_t                        token;  /* where an open token starts */
     ngx_uint_t                   lex;    /* NGX_RPC_LEX_* after the input */
-    ngx_uint_t                   utf8;   /* continuation bytes to come */
-    u_char                       utf8_lo;
-    u_char                       utf8_hi;
+    ngx_rpc_utf8_t               utf8;
     off_t                        base;
     off_t                        last;
     off_t                        end;    /* of the top-level value */
@@ -135,6 +141,55 @@ typedef struct {
     ngx_http_upstream_conf_t    *upstream;
     ngx_uint_t                   https;
 } ngx_rpc_route_t;
+
+
+/* WebSocket opcodes and the close codes the gateway sends (RFC 6455) */
+#define NGX_RPC_WS_CONT                 0x0
+#define NGX_RPC_WS_TEXT                 0x1
+#define NGX_RPC_WS_BINARY               0x2
+#define NGX_RPC_WS_CLOSE                0x8
+#define NGX_RPC_WS_PING                 0x9
+#define NGX_RPC_WS_PONG                 0xa
+
+#define NGX_RPC_WS_NORMAL               1000
+#define NGX_RPC_WS_GOING_AWAY           1001
+#define NGX_RPC_WS_PROTOCOL_ERROR       1002
+#define NGX_RPC_WS_UNSUPPORTED          1003
+#define NGX_RPC_WS_NO_STATUS            1005
+#define NGX_RPC_WS_BAD_DATA             1007
+#define NGX_RPC_WS_POLICY               1008
+#define NGX_RPC_WS_TOO_BIG              1009
+#define NGX_RPC_WS_INTERNAL_ERROR       1011
+
+/* what ngx_rpc_frame_read() found */
+#define NGX_RPC_FRAME_DATA              1
+#define NGX_RPC_FRAME_CONTROL           2
+
+
+/* the frame reader of one connection: state across reads */
+typedef struct {
+    ngx_uint_t                   state;
+    u_char                       head[14];
+    size_t                       nhead;
+    size_t                       need;
+    ngx_uint_t                   opcode;
+    uint64_t                     left;   /* payload bytes of the frame */
+    u_char                       mask[4];
+    ngx_uint_t                   mask_pos;
+    off_t                        size;   /* of the text message so far */
+    off_t                        max_size;
+    ngx_rpc_utf8_t               utf8;
+    u_char                       control[125];
+    size_t                       ncontrol;
+    ngx_str_t                    data;
+    ngx_int_t                    code;
+    char                        *reason;
+    unsigned                     fin:1;
+    unsigned                     message:1;  /* inside a text message */
+    unsigned                     start:1;
+    unsigned                     first:1;
+    unsigned                     last:1;
+} ngx_rpc_frame_t;
 
 
 /* $rpc_cache_status values */
@@ -204,10 +259,20 @@ typedef struct {
     ngx_array_t                 *cache_valid;
     ngx_array_t                 *cache_bypass;
     ngx_http_complex_value_t    *cache_key;
+    ngx_flag_t                   websocket;
+    ngx_array_t                 *ws_protocols;
+    off_t                        ws_max_message;
+    ngx_uint_t                   ws_max_calls;
+    size_t                       ws_max_queued;
+    ngx_msec_t                   ws_idle_timeout;
+    ngx_msec_t                   ws_ping_interval;
+    ngx_msec_t                   ws_ping_timeout;
 } ngx_rpc_loc_conf_t;
 
 
-typedef struct ngx_rpc_ctx_s  ngx_rpc_ctx_t;
+typedef struct ngx_rpc_message_s  ngx_rpc_message_t;
+typedef struct ngx_rpc_session_s  ngx_rpc_session_t;
+typedef struct ngx_rpc_websocket_s  ngx_rpc_websocket_t;
 
 
 typedef struct ngx_rpc_call_s  ngx_rpc_call_t;
@@ -298,7 +363,7 @@ typedef struct {
  * ngx_rpc_call_cancel() takes a call out of all of them.
  */
 struct ngx_rpc_call_s {
-    ngx_rpc_ctx_t               *ctx;
+    ngx_rpc_message_t               *ctx;
     ngx_rpc_msg_t               *msg;
     ngx_http_upstream_conf_t    *upstream;
     ngx_rpc_batcher_t           *batcher;
@@ -330,15 +395,18 @@ struct ngx_rpc_call_s {
 
 
 /*
- * One client message and its calls.  ctx and everything of the message
- * live in ctx->pool, a pool of its own freed by a cleanup of the client
- * request's pool; ngx_rpc_cleanup(), a cleanup added after it (so it runs
- * first), cancels every call still waiting and only then deletes a posted
- * wake: nothing can post it again once responded is set.
+ * One client message and its calls: an HTTP body or a WebSocket text
+ * message.  ctx and everything of the message live in ctx->pool, a pool of
+ * its own; ngx_rpc_message_free() cancels every call still waiting and
+ * only then deletes a posted wake (nothing can post it again once
+ * responded is set) and frees the pool.  An HTTP message is freed by a
+ * cleanup of the request's pool, a WebSocket one once it is answered or
+ * its connection goes.
  */
 
-struct ngx_rpc_ctx_s {
-    ngx_http_request_t          *request;
+struct ngx_rpc_message_s {
+    ngx_rpc_session_t           *session;
+    ngx_http_request_t          *request;   /* the session's */
     ngx_pool_t                  *pool;
     ngx_rpc_parser_t             parser;
     ngx_array_t                  calls;
@@ -346,14 +414,36 @@ struct ngx_rpc_ctx_s {
     ngx_uint_t                   lookups;
     ngx_event_t                  timer;
     ngx_event_t                  wake;
+    ngx_queue_t                  queue;     /* in the session's messages */
     ngx_int_t                    error;
     off_t                        body_size;
     ngx_str_t                    codes;
     unsigned                     batch:1;
     unsigned                     responded:1;
+    unsigned                     failed:1;
     unsigned                     too_large:1;
     unsigned                     copy_body:1;
     unsigned                     read_body:1;
+};
+
+
+/* the transport answers a message whose calls are done, or that failed */
+typedef void (*ngx_rpc_answer_pt)(ngx_rpc_message_t *ctx);
+
+
+/*
+ * Where answers go: one HTTP request and its one message, or one WebSocket
+ * connection and the messages it has in flight.  It lives in the client
+ * request's pool and is the module's ctx of that request.
+ */
+
+struct ngx_rpc_session_s {
+    ngx_http_request_t          *request;
+    ngx_rpc_answer_pt            answer;
+    ngx_rpc_message_t           *ctx;       /* HTTP: its message */
+    ngx_rpc_websocket_t         *ws;
+    ngx_uint_t                   messages;
+    ngx_uint_t                   calls;
 };
 
 
@@ -363,6 +453,12 @@ ngx_int_t ngx_rpc_chain_add(ngx_pool_t *pool, ngx_chain_t ***ll,
 ngx_pool_t *ngx_rpc_pool_get(ngx_log_t *log);
 void ngx_rpc_pool_free(void *data);
 void ngx_rpc_pool_exit(void);
+ngx_int_t ngx_rpc_utf8(ngx_rpc_utf8_t *u, u_char ch);
+
+/* ngx_rpc_frame.c */
+void ngx_rpc_frame_init(ngx_rpc_frame_t *f, off_t max_size);
+ngx_int_t ngx_rpc_frame_read(ngx_rpc_frame_t *f, u_char **pos, u_char *last);
+u_char *ngx_rpc_frame_write_head(u_char *p, ngx_uint_t opcode, size_t len);
 
 /* ngx_rpc_parse.c */
 ngx_int_t ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool,
@@ -398,9 +494,9 @@ void ngx_rpc_flight_leave(ngx_rpc_call_t *call);
 void ngx_rpc_call_wait(ngx_rpc_call_t *call);
 void ngx_rpc_call_done(ngx_rpc_call_t *call, ngx_int_t code);
 void ngx_rpc_call_cancel(ngx_rpc_call_t *call, ngx_int_t code);
-void ngx_rpc_call_cancel_all(ngx_rpc_ctx_t *ctx, ngx_int_t code);
+void ngx_rpc_call_cancel_all(ngx_rpc_message_t *ctx, ngx_int_t code);
 ngx_int_t ngx_rpc_call_hold(ngx_rpc_call_t *call, ngx_uint_t max);
-void ngx_rpc_ctx_wake(ngx_rpc_ctx_t *ctx);
+void ngx_rpc_message_wake(ngx_rpc_message_t *ctx);
 
 /* ngx_rpc_redis.c */
 ngx_rpc_redis_cmd_t *ngx_rpc_redis_get(ngx_rpc_redis_t *rd, ngx_str_t *key,
@@ -412,10 +508,10 @@ void ngx_rpc_redis_close(ngx_rpc_redis_t *rd);
 char *ngx_rpc_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* ngx_rpc_dispatcher.c */
-ngx_int_t ngx_rpc_dispatcher_send(ngx_rpc_ctx_t *ctx);
+ngx_int_t ngx_rpc_dispatcher_send(ngx_rpc_message_t *ctx);
 void ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex);
 void ngx_rpc_dispatcher_cancel(ngx_rpc_call_t *call);
-void ngx_rpc_dispatcher_release(ngx_rpc_ctx_t *ctx);
+void ngx_rpc_dispatcher_release(ngx_rpc_message_t *ctx);
 
 /* ngx_rpc_upstream.c */
 ngx_int_t ngx_rpc_upstream_start(ngx_rpc_exchange_t *ex);
@@ -423,11 +519,26 @@ void ngx_rpc_upstream_abort(ngx_rpc_exchange_t *ex);
 void ngx_rpc_upstream_states(ngx_rpc_exchange_t *ex, ngx_http_request_t *r);
 
 /* ngx_rpc_response.c */
-ngx_int_t ngx_rpc_response_body(ngx_rpc_ctx_t *ctx, ngx_chain_t *out);
-ngx_int_t ngx_rpc_response_send(ngx_rpc_ctx_t *ctx);
+ngx_int_t ngx_rpc_response_body(ngx_rpc_message_t *ctx, ngx_chain_t *out);
+ngx_int_t ngx_rpc_response_build(ngx_rpc_message_t *ctx, ngx_chain_t **out);
+ngx_int_t ngx_rpc_response_send(ngx_rpc_message_t *ctx);
 ngx_int_t ngx_rpc_response_error(ngx_http_request_t *r, ngx_uint_t status,
     ngx_int_t code);
 u_char *ngx_rpc_error_message(ngx_int_t code);
+
+/* ngx_rpc_message.c */
+ngx_rpc_message_t *ngx_rpc_message_create(ngx_rpc_session_t *s);
+ngx_int_t ngx_rpc_message_dispatch(ngx_rpc_message_t *ctx);
+void ngx_rpc_message_answer(ngx_rpc_message_t *ctx);
+void ngx_rpc_message_fail(ngx_rpc_message_t *ctx);
+void ngx_rpc_message_free(void *data);
+
+/* ngx_rpc_websocket.c */
+ngx_uint_t ngx_rpc_websocket_upgrade(ngx_http_request_t *r);
+ngx_int_t ngx_rpc_websocket_handler(ngx_http_request_t *r);
+ngx_int_t ngx_rpc_websocket_close_code(ngx_rpc_session_t *s);
+char *ngx_rpc_websocket_protocols(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_rpc_handler.c */
 ngx_int_t ngx_rpc_handler(ngx_http_request_t *r);

@@ -62,7 +62,7 @@ ngx_rpc_cache_lookup(ngx_rpc_call_t *call)
 {
     ngx_int_t               rc;
     ngx_uint_t              i;
-    ngx_rpc_ctx_t          *ctx;
+    ngx_rpc_message_t      *ctx;
     ngx_http_request_t     *r;
     ngx_rpc_loc_conf_t     *rlcf;
     ngx_rpc_main_conf_t    *rmcf;
@@ -415,7 +415,7 @@ ngx_rpc_cache_redis_handler(void *data, redisReply **reply)
 {
     ngx_rpc_call_t  *call = data;
 
-    ngx_rpc_ctx_t       *ctx;
+    ngx_rpc_message_t   *ctx;
     ngx_rpc_loc_conf_t  *rlcf;
 
     ctx = call->ctx;
@@ -441,7 +441,7 @@ ngx_rpc_cache_redis_handler(void *data, redisReply **reply)
 
     /* calls of the message to send wait for its last lookup */
 
-    ngx_rpc_ctx_wake(ctx);
+    ngx_rpc_message_wake(ctx);
 }
 
 
@@ -453,9 +453,9 @@ ngx_rpc_cache_redis_value(ngx_rpc_call_t *call, redisReply *reply)
     u_char              *data;
     ngx_int_t            rc;
     ngx_log_t           *log;
-    ngx_rpc_ctx_t       *ctx;
     ngx_rpc_cache_t     *cache;
     ngx_rpc_parser_t    *p;
+    ngx_rpc_message_t   *ctx;
     ngx_rpc_loc_conf_t  *rlcf;
 
     ctx = call->ctx;

@@ -53,7 +53,7 @@ ngx_rpc_call_wait(ngx_rpc_call_t *call)
 void
 ngx_rpc_call_done(ngx_rpc_call_t *call, ngx_int_t code)
 {
-    ngx_rpc_ctx_t  *ctx;
+    ngx_rpc_message_t  *ctx;
 
     if (call->done) {
         return;
@@ -96,7 +96,7 @@ ngx_rpc_call_done(ngx_rpc_call_t *call, ngx_int_t code)
                    call->error, ctx->pending - 1);
 
     if (--ctx->pending == 0) {
-        ngx_rpc_ctx_wake(ctx);
+        ngx_rpc_message_wake(ctx);
     }
 }
 
@@ -109,7 +109,7 @@ ngx_rpc_call_done(ngx_rpc_call_t *call, ngx_int_t code)
 void
 ngx_rpc_call_cancel(ngx_rpc_call_t *call, ngx_int_t code)
 {
-    ngx_rpc_ctx_t  *ctx;
+    ngx_rpc_message_t  *ctx;
 
     ctx = call->ctx;
 
@@ -136,7 +136,7 @@ ngx_rpc_call_cancel(ngx_rpc_call_t *call, ngx_int_t code)
  */
 
 void
-ngx_rpc_call_cancel_all(ngx_rpc_ctx_t *ctx, ngx_int_t code)
+ngx_rpc_call_cancel_all(ngx_rpc_message_t *ctx, ngx_int_t code)
 {
     ngx_uint_t       i;
     ngx_rpc_call_t  *call;
@@ -160,7 +160,7 @@ ngx_rpc_call_cancel_all(ngx_rpc_ctx_t *ctx, ngx_int_t code)
 /* posted, so that no other request's code runs inside the caller's stack */
 
 void
-ngx_rpc_ctx_wake(ngx_rpc_ctx_t *ctx)
+ngx_rpc_message_wake(ngx_rpc_message_t *ctx)
 {
     if (ctx->responded || ctx->wake.posted) {
         return;

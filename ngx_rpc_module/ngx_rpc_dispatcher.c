@@ -53,7 +53,7 @@ static ngx_uint_t        ngx_rpc_nsingles;
 /* the calls of ctx marked to send go to their batchers or exchanges */
 
 ngx_int_t
-ngx_rpc_dispatcher_send(ngx_rpc_ctx_t *ctx)
+ngx_rpc_dispatcher_send(ngx_rpc_message_t *ctx)
 {
     ngx_uint_t                 i, j, n;
     ngx_chain_t              **ll;
@@ -585,10 +585,10 @@ ngx_rpc_exchange_fail(ngx_rpc_exchange_t *ex)
 void
 ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
 {
-    ngx_int_t        code;
-    ngx_uint_t       i, n;
-    ngx_rpc_ctx_t   *ctx;
-    ngx_rpc_call_t  *call;
+    ngx_int_t           code;
+    ngx_uint_t          i, n;
+    ngx_rpc_call_t     *call;
+    ngx_rpc_message_t  *ctx;
 
     if (ex->refused) {
         ngx_rpc_single_remember(ex->conf);
@@ -683,7 +683,7 @@ ngx_rpc_dispatcher_cancel(ngx_rpc_call_t *call)
 /* a message going away lets go of the exchanges it was answered from */
 
 void
-ngx_rpc_dispatcher_release(ngx_rpc_ctx_t *ctx)
+ngx_rpc_dispatcher_release(ngx_rpc_message_t *ctx)
 {
     ngx_uint_t       i;
     ngx_rpc_call_t  *call;

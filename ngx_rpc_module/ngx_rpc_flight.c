@@ -177,5 +177,5 @@ ngx_rpc_flight_leave(ngx_rpc_call_t *call)
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, w->ctx->request->connection->log, 0,
                    "rpc: flight handed over to a waiting call");
 
-    ngx_rpc_ctx_wake(w->ctx);
+    ngx_rpc_message_wake(w->ctx);
 }

@@ -226,6 +226,62 @@ static ngx_command_t  ngx_rpc_commands[] = {
       offsetof(ngx_rpc_loc_conf_t, max_pending),
       NULL },
 
+    { ngx_string("rpc_websocket"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, websocket),
+      NULL },
+
+    { ngx_string("rpc_websocket_protocols"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_rpc_websocket_protocols,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_websocket_max_message"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, ws_max_message),
+      NULL },
+
+    { ngx_string("rpc_websocket_max_calls"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, ws_max_calls),
+      &ngx_rpc_max_bounds },
+
+    { ngx_string("rpc_websocket_max_queued"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, ws_max_queued),
+      NULL },
+
+    { ngx_string("rpc_websocket_idle_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, ws_idle_timeout),
+      NULL },
+
+    { ngx_string("rpc_websocket_ping_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, ws_ping_interval),
+      NULL },
+
+    { ngx_string("rpc_websocket_ping_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, ws_ping_timeout),
+      NULL },
+
     { ngx_string("rpc_cache_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_rpc_cache_zone,
@@ -430,6 +486,14 @@ ngx_rpc_create_loc_conf(ngx_conf_t *cf)
     conf->cache = NGX_CONF_UNSET_PTR;
     conf->cache_valid = NGX_CONF_UNSET_PTR;
     conf->cache_bypass = NGX_CONF_UNSET_PTR;
+    conf->websocket = NGX_CONF_UNSET;
+    conf->ws_protocols = NGX_CONF_UNSET_PTR;
+    conf->ws_max_message = NGX_CONF_UNSET;
+    conf->ws_max_calls = NGX_CONF_UNSET_UINT;
+    conf->ws_max_queued = NGX_CONF_UNSET_SIZE;
+    conf->ws_idle_timeout = NGX_CONF_UNSET_MSEC;
+    conf->ws_ping_interval = NGX_CONF_UNSET_MSEC;
+    conf->ws_ping_timeout = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -530,6 +594,20 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->cache_key == NULL) {
         conf->cache_key = prev->cache_key;
     }
+
+    ngx_conf_merge_value(conf->websocket, prev->websocket, 0);
+    ngx_conf_merge_ptr_value(conf->ws_protocols, prev->ws_protocols, NULL);
+    ngx_conf_merge_off_value(conf->ws_max_message, prev->ws_max_message,
+                             1024 * 1024);
+    ngx_conf_merge_uint_value(conf->ws_max_calls, prev->ws_max_calls, 128);
+    ngx_conf_merge_size_value(conf->ws_max_queued, prev->ws_max_queued,
+                              1024 * 1024);
+    ngx_conf_merge_msec_value(conf->ws_idle_timeout, prev->ws_idle_timeout,
+                              600000);
+    ngx_conf_merge_msec_value(conf->ws_ping_interval, prev->ws_ping_interval,
+                              30000);
+    ngx_conf_merge_msec_value(conf->ws_ping_timeout, prev->ws_ping_timeout,
+                              30000);
 
     /* routes declared here use this location's timeouts and retries */
 

@@ -65,7 +65,6 @@ static ngx_int_t ngx_rpc_parse_yajl(ngx_rpc_parser_t *p, u_char *data,
     size_t len, off_t base);
 static size_t ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data,
     size_t n, size_t *e);
-static ngx_int_t ngx_rpc_parse_utf8(ngx_rpc_parser_t *p, u_char ch);
 static ngx_int_t ngx_rpc_parse_hold(ngx_rpc_parser_t *p, u_char *data,
     size_t len, off_t off);
 static off_t ngx_rpc_parse_start(ngx_rpc_parser_t *p, off_t end);
@@ -334,19 +333,8 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
         switch (p->lex) {
 
         case NGX_RPC_LEX_STRING:
-            if (p->utf8) {
-                if (ch < p->utf8_lo || ch > p->utf8_hi) {
-                    goto fault;
-                }
-
-                p->utf8--;
-                p->utf8_lo = 0x80;
-                p->utf8_hi = 0xbf;
-                break;
-            }
-
-            if (ch >= 0x80) {
-                if (ngx_rpc_parse_utf8(p, ch) != NGX_OK) {
+            if (ch >= 0x80 || p->utf8.left) {
+                if (ngx_rpc_utf8(&p->utf8, ch) != NGX_OK) {
                     goto fault;
                 }
 
@@ -410,45 +398,6 @@ fault:
     }
 
     return i;
-}
-
-
-/* the first byte of a multibyte sequence: what must follow it */
-
-static ngx_int_t
-ngx_rpc_parse_utf8(ngx_rpc_parser_t *p, u_char ch)
-{
-    p->utf8_lo = 0x80;
-    p->utf8_hi = 0xbf;
-
-    if (ch >= 0xc2 && ch <= 0xdf) {
-        p->utf8 = 1;
-
-    } else if (ch >= 0xe0 && ch <= 0xef) {
-        p->utf8 = 2;
-
-        if (ch == 0xe0) {
-            p->utf8_lo = 0xa0;
-
-        } else if (ch == 0xed) {
-            p->utf8_hi = 0x9f;
-        }
-
-    } else if (ch >= 0xf0 && ch <= 0xf4) {
-        p->utf8 = 3;
-
-        if (ch == 0xf0) {
-            p->utf8_lo = 0x90;
-
-        } else if (ch == 0xf4) {
-            p->utf8_hi = 0x8f;
-        }
-
-    } else {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
 }
 
 

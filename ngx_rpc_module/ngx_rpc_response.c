@@ -11,14 +11,14 @@
 #define NGX_RPC_CODE_LEN  (NGX_INT_T_LEN + 1)
 
 
-static ngx_int_t ngx_rpc_response_call(ngx_rpc_ctx_t *ctx,
+static ngx_int_t ngx_rpc_response_call(ngx_rpc_message_t *ctx,
     ngx_rpc_call_t *call, ngx_str_t *sep, ngx_chain_t ***ll,
     ngx_uint_t *open);
-static ngx_int_t ngx_rpc_response_error_obj(ngx_rpc_ctx_t *ctx,
+static ngx_int_t ngx_rpc_response_error_obj(ngx_rpc_message_t *ctx,
     ngx_int_t code, ngx_rpc_msg_t *msg, ngx_str_t *sep, ngx_chain_t ***ll);
-static u_char *ngx_rpc_response_id(ngx_rpc_ctx_t *ctx, ngx_rpc_msg_t *msg,
+static u_char *ngx_rpc_response_id(ngx_rpc_message_t *ctx, ngx_rpc_msg_t *msg,
     u_char *p);
-static void ngx_rpc_response_code(ngx_rpc_ctx_t *ctx, ngx_int_t code,
+static void ngx_rpc_response_code(ngx_rpc_message_t *ctx, ngx_int_t code,
     ngx_uint_t ok);
 
 
@@ -70,15 +70,12 @@ ngx_rpc_error_message(ngx_int_t code)
  */
 
 ngx_int_t
-ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
+ngx_rpc_response_build(ngx_rpc_message_t *ctx, ngx_chain_t **out)
 {
-    ngx_str_t            sep;
-    ngx_uint_t           i, n, open;
-    ngx_chain_t         *out, **ll;
-    ngx_rpc_call_t      *call;
-    ngx_http_request_t  *r;
-
-    r = ctx->request;
+    ngx_str_t        sep;
+    ngx_uint_t       i, n, open;
+    ngx_chain_t    **ll;
+    ngx_rpc_call_t  *call;
 
     ctx->codes.data = ngx_pnalloc(ctx->pool,
                                   (ctx->calls.nelts + 1) * NGX_RPC_CODE_LEN);
@@ -86,21 +83,15 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    out = NULL;
-    ll = &out;
+    *out = NULL;
+    ll = out;
 
     /* empty, not null: it is copied, and memcpy() must not get NULL */
 
     ngx_str_set(&sep, "");
 
     if (ctx->error) {
-        if (ngx_rpc_response_error_obj(ctx, ctx->error, NULL, &sep, &ll)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        return ngx_rpc_response_body(ctx, out);
+        return ngx_rpc_response_error_obj(ctx, ctx->error, NULL, &sep, &ll);
     }
 
     n = 0;
@@ -130,23 +121,38 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
         }
     }
 
-    if (n == 0) {
-        /* notifications only: nothing to answer */
+    /* notifications only: nothing to answer */
 
+    if (n == 0 || !(open || ctx->batch)) {
+        return NGX_OK;
+    }
+
+    return ngx_rpc_chain_add(ctx->pool, &ll,
+                             (u_char *) (open ? "}]" : "]"),
+                             open + ctx->batch);
+}
+
+
+/* the HTTP response: 200 with the answer, or 204 for notifications only */
+
+ngx_int_t
+ngx_rpc_response_send(ngx_rpc_message_t *ctx)
+{
+    ngx_chain_t         *out;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (ngx_rpc_response_build(ctx, &out) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (out == NULL) {
         r->headers_out.status = NGX_HTTP_NO_CONTENT;
         r->header_only = 1;
         ngx_http_clear_content_length(r);
 
         return ngx_http_send_header(r);
-    }
-
-    if ((open || ctx->batch)
-        && ngx_rpc_chain_add(ctx->pool, &ll,
-                             (u_char *) (open ? "}]" : "]"),
-                             open + ctx->batch)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
     }
 
     return ngx_rpc_response_body(ctx, out);
@@ -156,7 +162,7 @@ ngx_rpc_response_send(ngx_rpc_ctx_t *ctx)
 /* an answer with a result or error value is left open for what follows */
 
 static ngx_int_t
-ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
+ngx_rpc_response_call(ngx_rpc_message_t *ctx, ngx_rpc_call_t *call,
     ngx_str_t *sep, ngx_chain_t ***ll, ngx_uint_t *open)
 {
     u_char           *p, *last;
@@ -235,7 +241,7 @@ ngx_rpc_response_call(ngx_rpc_ctx_t *ctx, ngx_rpc_call_t *call,
 /* an error object; its id is the call's own when the call has a valid one */
 
 static ngx_int_t
-ngx_rpc_response_error_obj(ngx_rpc_ctx_t *ctx, ngx_int_t code,
+ngx_rpc_response_error_obj(ngx_rpc_message_t *ctx, ngx_int_t code,
     ngx_rpc_msg_t *msg, ngx_str_t *sep, ngx_chain_t ***ll)
 {
     u_char           *p, *last, *s;
@@ -268,7 +274,7 @@ ngx_rpc_response_error_obj(ngx_rpc_ctx_t *ctx, ngx_int_t code,
 /* the call's id as sent when it is a valid one, null otherwise */
 
 static u_char *
-ngx_rpc_response_id(ngx_rpc_ctx_t *ctx, ngx_rpc_msg_t *msg, u_char *p)
+ngx_rpc_response_id(ngx_rpc_message_t *ctx, ngx_rpc_msg_t *msg, u_char *p)
 {
     ngx_uint_t  type;
 
@@ -291,7 +297,7 @@ ngx_rpc_response_id(ngx_rpc_ctx_t *ctx, ngx_rpc_msg_t *msg, u_char *p)
  */
 
 static void
-ngx_rpc_response_code(ngx_rpc_ctx_t *ctx, ngx_int_t code, ngx_uint_t ok)
+ngx_rpc_response_code(ngx_rpc_message_t *ctx, ngx_int_t code, ngx_uint_t ok)
 {
     u_char  *p;
 
@@ -321,19 +327,33 @@ ngx_int_t
 ngx_rpc_response_error(ngx_http_request_t *r, ngx_uint_t status,
     ngx_int_t code)
 {
-    ngx_rpc_ctx_t  *ctx;
+    ngx_rpc_session_t  *s;
+    ngx_rpc_message_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_rpc_module);
+    s = ngx_http_get_module_ctx(r, ngx_rpc_module);
+
+    if (s == NULL) {
+        s = ngx_pcalloc(r->pool, sizeof(ngx_rpc_session_t));
+        if (s == NULL) {
+            return NGX_ERROR;
+        }
+
+        s->request = r;
+        ngx_http_set_ctx(r, s, ngx_rpc_module);
+    }
+
+    ctx = s->ctx;
 
     if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_rpc_ctx_t));
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_rpc_message_t));
         if (ctx == NULL) {
             return NGX_ERROR;
         }
 
+        ctx->session = s;
         ctx->request = r;
         ctx->pool = r->pool;
-        ngx_http_set_ctx(r, ctx, ngx_rpc_module);
+        s->ctx = ctx;
     }
 
     ctx->error = code;
@@ -344,7 +364,7 @@ ngx_rpc_response_error(ngx_http_request_t *r, ngx_uint_t status,
 
 
 ngx_int_t
-ngx_rpc_response_body(ngx_rpc_ctx_t *ctx, ngx_chain_t *out)
+ngx_rpc_response_body(ngx_rpc_message_t *ctx, ngx_chain_t *out)
 {
     off_t                len;
     ngx_int_t            rc;

@@ -146,3 +146,61 @@ ngx_rpc_pool_exit(void)
         ngx_destroy_pool(ngx_rpc_pools[--ngx_rpc_npools]);
     }
 }
+
+
+/*
+ * One byte of UTF-8 text: NGX_ERROR where it cannot be (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF).
+ */
+
+ngx_int_t
+ngx_rpc_utf8(ngx_rpc_utf8_t *u, u_char ch)
+{
+    if (u->left) {
+        if (ch < u->lo || ch > u->hi) {
+            return NGX_ERROR;
+        }
+
+        u->left--;
+        u->lo = 0x80;
+        u->hi = 0xbf;
+
+        return NGX_OK;
+    }
+
+    if (ch < 0x80) {
+        return NGX_OK;
+    }
+
+    u->lo = 0x80;
+    u->hi = 0xbf;
+
+    if (ch >= 0xc2 && ch <= 0xdf) {
+        u->left = 1;
+
+    } else if (ch >= 0xe0 && ch <= 0xef) {
+        u->left = 2;
+
+        if (ch == 0xe0) {
+            u->lo = 0xa0;
+
+        } else if (ch == 0xed) {
+            u->hi = 0x9f;
+        }
+
+    } else if (ch >= 0xf0 && ch <= 0xf4) {
+        u->left = 3;
+
+        if (ch == 0xf0) {
+            u->lo = 0x90;
+
+        } else if (ch == 0xf4) {
+            u->hi = 0x8f;
+        }
+
+    } else {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}

@@ -4,7 +4,9 @@
  * $rpc_error_code, $rpc_cache_status, $rpc_upstream_batch.  For a batch,
  * values are listed in request order, separated by commas; "-" stands for
  * a missing method or id, a call the cache did not see, or one that did not
- * go upstream.
+ * go upstream.  A WebSocket connection logs once, when it closes:
+ * $rpc_messages and $rpc_calls count what it carried, and
+ * $rpc_websocket_close is the close code the gateway sent.
  */
 
 
@@ -17,6 +19,8 @@
 #define NGX_RPC_VAR_ERROR_CODE  3
 #define NGX_RPC_VAR_CACHE       4
 #define NGX_RPC_VAR_BATCH       5
+#define NGX_RPC_VAR_MESSAGES    6
+#define NGX_RPC_VAR_CLOSE       7
 
 /* lists of what is not a member of the request */
 #define NGX_RPC_LIST_CACHE      NGX_RPC_M_N
@@ -25,7 +29,7 @@
 
 static ngx_int_t ngx_rpc_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_rpc_variable_list(ngx_rpc_ctx_t *ctx,
+static ngx_int_t ngx_rpc_variable_list(ngx_rpc_message_t *ctx,
     ngx_http_variable_value_t *v, ngx_uint_t member);
 
 
@@ -48,6 +52,12 @@ static ngx_http_variable_t  ngx_rpc_vars[] = {
 
     { ngx_string("rpc_upstream_batch"), NULL, ngx_rpc_variable,
       NGX_RPC_VAR_BATCH, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("rpc_messages"), NULL, ngx_rpc_variable,
+      NGX_RPC_VAR_MESSAGES, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("rpc_websocket_close"), NULL, ngx_rpc_variable,
+      NGX_RPC_VAR_CLOSE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -88,14 +98,41 @@ static ngx_int_t
 ngx_rpc_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
-    u_char         *p;
-    ngx_rpc_ctx_t  *ctx;
+    u_char             *p;
+    ngx_int_t           n;
+    ngx_rpc_session_t  *s;
+    ngx_rpc_message_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_rpc_module);
+    s = ngx_http_get_module_ctx(r, ngx_rpc_module);
 
-    if (ctx == NULL) {
+    if (s == NULL) {
         v->not_found = 1;
         return NGX_OK;
+    }
+
+    ctx = s->ctx;
+
+    switch (data) {
+
+    case NGX_RPC_VAR_CALLS:
+        n = ctx ? ctx->calls.nelts : s->calls;
+        break;
+
+    case NGX_RPC_VAR_MESSAGES:
+        n = s->messages;
+        break;
+
+    case NGX_RPC_VAR_CLOSE:
+        n = ngx_rpc_websocket_close_code(s);
+        break;
+
+    default:
+        if (ctx == NULL) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        n = -1;
     }
 
     v->valid = 1;
@@ -105,13 +142,20 @@ ngx_rpc_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     switch (data) {
 
     case NGX_RPC_VAR_CALLS:
+    case NGX_RPC_VAR_MESSAGES:
+    case NGX_RPC_VAR_CLOSE:
+        if (n < 0) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
         p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
         v->data = p;
-        v->len = ngx_sprintf(p, "%ui", ctx->calls.nelts) - p;
+        v->len = ngx_sprintf(p, "%i", n) - p;
         return NGX_OK;
 
     case NGX_RPC_VAR_ERROR_CODE:
@@ -135,7 +179,7 @@ ngx_rpc_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
 
 static ngx_int_t
-ngx_rpc_variable_list(ngx_rpc_ctx_t *ctx, ngx_http_variable_value_t *v,
+ngx_rpc_variable_list(ngx_rpc_message_t *ctx, ngx_http_variable_value_t *v,
     ngx_uint_t member)
 {
     u_char          *p;
