@@ -444,6 +444,8 @@ struct ngx_rpc_session_s {
     ngx_rpc_websocket_t         *ws;
     ngx_uint_t                   messages;
     ngx_uint_t                   calls;
+    ngx_str_t                    cache_key;  /* rpc_cache_key's value */
+    unsigned                     cache_key_set:1;
 };
 
 

@@ -150,8 +150,9 @@ ngx_rpc_cache_key(ngx_rpc_call_t *call)
     size_t                         len;
     ngx_str_t                      name;
     ngx_rpc_msg_t                 *msg;
-    ngx_rpc_loc_conf_t            *rlcf;
     ngx_rpc_parser_t              *parser;
+    ngx_rpc_session_t             *s;
+    ngx_rpc_loc_conf_t            *rlcf;
     ngx_http_upstream_srv_conf_t  *uscf;
 
     msg = call->msg;
@@ -165,12 +166,22 @@ ngx_rpc_cache_key(ngx_rpc_call_t *call)
              - msg->member[NGX_RPC_M_PARAMS].range.start);
 
     if (rlcf->cache_key) {
-        if (ngx_http_complex_value(call->ctx->request, rlcf->cache_key, &name)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
+        s = call->ctx->session;
+
+        /* once a session: a WebSocket request's pool lives as long */
+
+        if (!s->cache_key_set) {
+            if (ngx_http_complex_value(call->ctx->request, rlcf->cache_key,
+                                       &s->cache_key)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            s->cache_key_set = 1;
         }
 
+        name = s->cache_key;
         len += name.len;
 
     } else {

@@ -100,11 +100,15 @@ ngx_rpc_upstream_states(ngx_rpc_exchange_t *ex, ngx_http_request_t *r)
 {
     ngx_uint_t                  i;
     ngx_array_t                *states;
-    ngx_http_upstream_state_t  *s, *state;
+    ngx_rpc_session_t          *s;
+    ngx_http_upstream_state_t  *st, *state;
 
     states = ex->sr ? ex->sr->upstream_states : NULL;
+    s = ngx_http_get_module_ctx(r, ngx_rpc_module);
 
-    if (states == NULL || states->nelts == 0) {
+    /* a WebSocket connection would keep them all: it logs none */
+
+    if (states == NULL || states->nelts == 0 || s == NULL || s->ws) {
         return;
     }
 
@@ -119,12 +123,12 @@ ngx_rpc_upstream_states(ngx_rpc_exchange_t *ex, ngx_http_request_t *r)
     state = states->elts;
 
     for (i = 0; i < states->nelts; i++) {
-        s = ngx_array_push(r->upstream_states);
-        if (s == NULL) {
+        st = ngx_array_push(r->upstream_states);
+        if (st == NULL) {
             return;
         }
 
-        *s = state[i];
+        *st = state[i];
     }
 }
 

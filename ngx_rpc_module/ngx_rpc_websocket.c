@@ -86,7 +86,8 @@ static void ngx_rpc_websocket_close(ngx_rpc_websocket_t *ws,
 static void ngx_rpc_websocket_finalize(ngx_rpc_websocket_t *ws,
     ngx_int_t rc);
 static void ngx_rpc_websocket_cleanup(void *data);
-static ngx_rpc_ws_buf_t *ngx_rpc_websocket_buf(ngx_rpc_websocket_t *ws);
+static ngx_rpc_ws_buf_t *ngx_rpc_websocket_buf(ngx_rpc_websocket_t *ws,
+    size_t size);
 static void ngx_rpc_websocket_buf_release(void *data);
 
 
@@ -258,16 +259,17 @@ ngx_rpc_websocket_handler(ngx_http_request_t *r)
     /* frames the client sent behind its request are read first */
 
     if (r->header_in->pos < r->header_in->last) {
-        ws->buf = ngx_rpc_websocket_buf(ws);
+        ws->buf = ngx_rpc_websocket_buf(ws,
+                                   ngx_max(ws->buffer_size,
+                                           (size_t) (r->header_in->last
+                                                     - r->header_in->pos)));
         if (ws->buf == NULL) {
             return NGX_ERROR;
         }
 
         ws->buf->last = ngx_cpymem(ws->buf->pos, r->header_in->pos,
-                                   ngx_min((size_t) (r->header_in->last
-                                                     - r->header_in->pos),
-                                           ws->buffer_size));
-        r->header_in->pos += ws->buf->last - ws->buf->pos;
+                                   r->header_in->last - r->header_in->pos);
+        r->header_in->pos = r->header_in->last;
     }
 
     r->main->count++;
@@ -526,7 +528,7 @@ ngx_rpc_websocket_read_handler(ngx_event_t *rev)
                     ngx_rpc_websocket_buf_release(b);
                 }
 
-                ws->buf = ngx_rpc_websocket_buf(ws);
+                ws->buf = ngx_rpc_websocket_buf(ws, ws->buffer_size);
                 if (ws->buf == NULL) {
                     ngx_rpc_websocket_finalize(ws, NGX_HTTP_CLOSE);
                     goto done;
@@ -588,7 +590,8 @@ ngx_rpc_websocket_process(ngx_rpc_websocket_t *ws)
     while (!ws->closing && !ws->error) {
 
         if (ws->calls >= ws->conf->ws_max_calls) {
-            return NGX_DONE;
+            /* the rest waits in the buffer: the read loop pauses */
+            return NGX_OK;
         }
 
         rc = ngx_rpc_frame_read(f, &b->pos, b->last);
@@ -682,15 +685,15 @@ ngx_rpc_websocket_data(ngx_rpc_websocket_t *ws)
         (void) ngx_rpc_parse_finish(&ctx->parser);
     }
 
-    ngx_queue_insert_tail(&ws->messages, &ctx->queue);
-
     if (ctx->parser.error == NGX_ERROR
         || ngx_rpc_message_dispatch(ctx) != NGX_OK)
     {
-        ngx_rpc_message_fail(ctx);
+        ngx_rpc_message_free(ctx);
+        ngx_rpc_websocket_close(ws, NGX_RPC_WS_INTERNAL_ERROR, NULL);
         return NGX_ERROR;
     }
 
+    ngx_queue_insert_tail(&ws->messages, &ctx->queue);
     ws->calls += ctx->calls.nelts;
 
     if (ctx->pending == 0) {
@@ -721,13 +724,25 @@ ngx_rpc_websocket_control(ngx_rpc_websocket_t *ws)
         b.pos = f->control;
         b.last = f->control + f->ncontrol;
 
-        if (ngx_rpc_websocket_send(ws, NGX_RPC_WS_PONG, &cl, 1) != NGX_OK) {
+        switch (ngx_rpc_websocket_send(ws, NGX_RPC_WS_PONG, &cl, 0)) {
+
+        case NGX_OK:
+            return;
+
+        case NGX_DECLINED:
+            ngx_log_error(NGX_LOG_INFO, ws->request->connection->log, 0,
+                          "rpc: websocket: client pings and does not read, "
+                          "closing with %i", (ngx_int_t) NGX_RPC_WS_POLICY);
+            ngx_rpc_websocket_close(ws, NGX_RPC_WS_POLICY,
+                                    "too many bytes queued");
+            return;
+
+        default:
             ws->error = 1;
             ngx_post_event(ws->request->connection->write,
                            &ngx_posted_events);
+            return;
         }
-
-        return;
 
     case NGX_RPC_WS_CLOSE:
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ws->request->connection->log, 0,
@@ -849,7 +864,8 @@ ngx_rpc_websocket_idle(ngx_rpc_websocket_t *ws)
  * A frame is sent at once if nothing waits before it; what the socket does
  * not take is copied and queued.  NGX_DECLINED: it would queue more than
  * rpc_websocket_max_queued for a client that does not read (force: a
- * control frame, always queued).
+ * frame of the gateway's own, always queued).  Every frame is flushed
+ * through TLS at once: the last buffer asks for it.
  */
 
 static ngx_int_t
@@ -858,7 +874,7 @@ ngx_rpc_websocket_send(ngx_rpc_websocket_t *ws, ngx_uint_t opcode,
 {
     off_t              sent;
     u_char            *p, head[10];
-    size_t             len;
+    size_t             len, size;
     ngx_buf_t          hb;
     ngx_chain_t        hcl, *cl;
     ngx_connection_t  *c;
@@ -872,7 +888,7 @@ ngx_rpc_websocket_send(ngx_rpc_websocket_t *ws, ngx_uint_t opcode,
         len += cl->buf->last - cl->buf->pos;
     }
 
-    if (ws->out && ws->queued + len > ws->conf->ws_max_queued && !force) {
+    if (ws->queued && ws->queued + len > ws->conf->ws_max_queued && !force) {
         return NGX_DECLINED;
     }
 
@@ -887,7 +903,10 @@ ngx_rpc_websocket_send(ngx_rpc_websocket_t *ws, ngx_uint_t opcode,
     len += hb.last - hb.pos;
     cl = &hcl;
 
-    if (ws->out == NULL && c->write->ready) {
+    if (ws->out == NULL && !c->buffered && c->write->ready) {
+        for (cl = &hcl; cl->next; cl = cl->next) { /* void */ }
+        cl->buf->flush = 1;
+
         sent = c->sent;
 
         cl = c->send_chain(c, &hcl, 0);
@@ -900,13 +919,20 @@ ngx_rpc_websocket_send(ngx_rpc_websocket_t *ws, ngx_uint_t opcode,
         len -= c->sent - sent;
 
         if (cl == NULL) {
-            return NGX_OK;
+            ws->queued += len;  /* what TLS still holds, if anything */
+            return ngx_rpc_websocket_flush(ws);
         }
     }
 
     /* the rest is copied: the message it came from is freed next */
 
-    out = ngx_alloc(sizeof(ngx_rpc_ws_out_t) + len, c->log);
+    size = 0;
+
+    for (in = cl; in; in = in->next) {
+        size += in->buf->last - in->buf->pos;
+    }
+
+    out = ngx_alloc(sizeof(ngx_rpc_ws_out_t) + size, c->log);
     if (out == NULL) {
         return NGX_ERROR;
     }
@@ -916,6 +942,7 @@ ngx_rpc_websocket_send(ngx_rpc_websocket_t *ws, ngx_uint_t opcode,
     p = (u_char *) (out + 1);
     out->buf.pos = p;
     out->buf.memory = 1;
+    out->buf.flush = 1;
 
     for ( /* void */ ; cl; cl = cl->next) {
         p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
@@ -932,7 +959,10 @@ ngx_rpc_websocket_send(ngx_rpc_websocket_t *ws, ngx_uint_t opcode,
 }
 
 
-/* queued frames go as the client reads, each write within send_timeout */
+/*
+ * Queued frames, and what TLS holds, go as the client reads, each write
+ * within send_timeout.
+ */
 
 static ngx_int_t
 ngx_rpc_websocket_flush(ngx_rpc_websocket_t *ws)
@@ -944,7 +974,7 @@ ngx_rpc_websocket_flush(ngx_rpc_websocket_t *ws)
 
     c = ws->request->connection;
 
-    if (ws->out && c->write->ready) {
+    if ((ws->out || c->buffered) && c->write->ready) {
         sent = c->sent;
 
         cl = c->send_chain(c, ws->out, 0);
@@ -954,7 +984,7 @@ ngx_rpc_websocket_flush(ngx_rpc_websocket_t *ws)
             return NGX_ERROR;
         }
 
-        ws->queued -= c->sent - sent;
+        ws->queued -= ngx_min(ws->queued, (size_t) (c->sent - sent));
 
         while (ws->out != cl) {
             next = ws->out->next;
@@ -967,7 +997,9 @@ ngx_rpc_websocket_flush(ngx_rpc_websocket_t *ws)
         }
     }
 
-    if (ws->out == NULL) {
+    if (ws->out == NULL && !c->buffered) {
+        ws->queued = 0;
+
         if (c->write->timer_set) {
             ngx_del_timer(c->write);
         }
@@ -1014,7 +1046,7 @@ ngx_rpc_websocket_write_handler(ngx_event_t *wev)
         goto done;
     }
 
-    if (ws->closing && ws->out == NULL) {
+    if (ws->closing && ws->out == NULL && !c->buffered) {
         ngx_rpc_websocket_finalize(ws, NGX_DONE);
     }
 
@@ -1216,11 +1248,11 @@ ngx_rpc_websocket_cleanup(void *data)
 
 
 static ngx_rpc_ws_buf_t *
-ngx_rpc_websocket_buf(ngx_rpc_websocket_t *ws)
+ngx_rpc_websocket_buf(ngx_rpc_websocket_t *ws, size_t size)
 {
     ngx_rpc_ws_buf_t  *b;
 
-    b = ngx_alloc(sizeof(ngx_rpc_ws_buf_t) + ws->buffer_size,
+    b = ngx_alloc(sizeof(ngx_rpc_ws_buf_t) + size,
                   ws->request->connection->log);
     if (b == NULL) {
         return NULL;
@@ -1229,7 +1261,7 @@ ngx_rpc_websocket_buf(ngx_rpc_websocket_t *ws)
     b->refs = 1;
     b->pos = (u_char *) (b + 1);
     b->last = b->pos;
-    b->end = b->pos + ws->buffer_size;
+    b->end = b->pos + size;
     b->owner = NULL;
 
     return b;
