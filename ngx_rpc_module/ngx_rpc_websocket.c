@@ -462,14 +462,22 @@ ngx_rpc_websocket_read_handler(ngx_event_t *rev)
     ws = s->ws;
 
     if (c->close) {
-        /* an idle connection of a worker that is shutting down */
 
-        if (c->error || ws->closing) {
+        /*
+         * an idle connection of a worker that shuts down: it ends here, as
+         * the worker may exit before a posted event runs
+         */
+
+        if (!c->error) {
+            ngx_rpc_websocket_close(ws, NGX_RPC_WS_GOING_AWAY,
+                                    "server shutting down");
+        }
+
+        if (c->error || ws->error || ws->out || c->buffered) {
             ngx_rpc_websocket_finalize(ws, NGX_HTTP_CLOSE);
 
         } else {
-            ngx_rpc_websocket_close(ws, NGX_RPC_WS_GOING_AWAY,
-                                    "server shutting down");
+            ngx_rpc_websocket_finalize(ws, NGX_DONE);
         }
 
         goto done;
