@@ -419,3 +419,46 @@ X-Chain: c
 {"jsonrpc":"2.0","method":"test_seq","params":[1],"id":6}
 --- access_log
 c=MISS
+
+
+
+=== TEST 16: rpc_websocket_max_calls 0 is refused, naming the directive
+--- conf
+load_module $MODULE;
+events {}
+http {
+    server {
+        location /rpc {
+            rpc_pass 127.0.0.1:1;
+            rpc_websocket on;
+            rpc_websocket_max_calls 0;
+        }
+    }
+}
+--- emerg
+"rpc_websocket_max_calls" directive value must be between 1 and 65535 in $CONF:8
+
+
+
+=== TEST 17: rpc_websocket_protocols is given once
+--- conf
+load_module $MODULE;
+events {}
+http {
+    rpc_websocket_protocols jsonrpc;
+    rpc_websocket_protocols jsonrpc2.0;
+}
+--- emerg
+"rpc_websocket_protocols" directive is duplicate in $CONF:5
+
+
+
+=== TEST 18: rpc_websocket takes on or off
+--- conf
+load_module $MODULE;
+events {}
+http {
+    rpc_websocket yes;
+}
+--- emerg
+invalid value "yes" in "rpc_websocket" directive, it must be "on" or "off" in $CONF:4
