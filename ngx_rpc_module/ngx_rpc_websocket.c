@@ -498,7 +498,7 @@ ngx_rpc_websocket_read_handler(ngx_event_t *rev)
         }
 
         if (ngx_exiting) {
-            if (ws->ctx == NULL && ngx_queue_empty(&ws->messages)) {
+            if (ngx_queue_empty(&ws->messages)) {
                 ngx_rpc_websocket_close(ws, NGX_RPC_WS_GOING_AWAY,
                                         "server shutting down");
             }
@@ -652,7 +652,6 @@ ngx_rpc_websocket_data(ngx_rpc_websocket_t *ws)
             return NGX_ERROR;
         }
 
-        ws->request->connection->idle = 0;
     }
 
     ctx = ws->ctx;
@@ -820,7 +819,7 @@ ngx_rpc_websocket_answer(ngx_rpc_message_t *ctx)
         ngx_post_event(c->read, &ngx_posted_events);
     }
 
-    if (ws->ctx == NULL && ngx_queue_empty(&ws->messages)) {
+    if (ngx_queue_empty(&ws->messages)) {
         if (ngx_exiting) {
             ngx_rpc_websocket_close(ws, NGX_RPC_WS_GOING_AWAY,
                                     "server shutting down");
@@ -842,8 +841,9 @@ ngx_rpc_websocket_done(ngx_rpc_websocket_t *ws, ngx_rpc_message_t *ctx)
 
 
 /*
- * With no message read or in flight the connection is idle: the idle
- * timer runs, and a worker that shuts down may close it at once.
+ * With no message in flight the connection is idle: the idle timer runs
+ * (each read starts it again), and a worker that shuts down may close it
+ * at once, dropping a message not read whole.
  */
 
 static void
@@ -853,7 +853,7 @@ ngx_rpc_websocket_idle(ngx_rpc_websocket_t *ws)
 
     c = ws->request->connection;
 
-    if (ws->closing || ws->ctx || !ngx_queue_empty(&ws->messages)) {
+    if (ws->closing || !ngx_queue_empty(&ws->messages)) {
         c->idle = 0;
 
         if (c->read->timer_set) {
