@@ -652,6 +652,10 @@ ngx_rpc_websocket_data(ngx_rpc_websocket_t *ws)
             return NGX_ERROR;
         }
 
+        /* a freed message's address may come back: no ref is assumed */
+
+        b->owner = NULL;
+
     }
 
     ctx = ws->ctx;
@@ -905,8 +909,10 @@ ngx_rpc_websocket_send(ngx_rpc_websocket_t *ws, ngx_uint_t opcode,
     hb.pos = head;
     hb.last = ngx_rpc_frame_write_head(head, opcode, len);
 
+    /* an empty buffer in a chain makes nginx's send loop spin */
+
     hcl.buf = &hb;
-    hcl.next = in;
+    hcl.next = len ? in : NULL;
 
     len += hb.last - hb.pos;
     cl = &hcl;
