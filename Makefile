@@ -3,8 +3,10 @@
 #   make run        install what the demo needs, build, start the quickstart gateway
 #   make test       install packages, build, fuzz briefly, run the test suite
 #   make test-valgrind / make test-asan   the suite under valgrind / ASan
-#   make fuzz       libFuzzer on the request and the reply parser, FUZZ_TIME
-#                   seconds each (make fuzz-ci: FUZZ_CI_TIME seconds each)
+#   make fuzz       libFuzzer on the request and the reply parser and the
+#                   WebSocket frame reader, FUZZ_TIME seconds each
+#                   (FUZZ_TARGETS=frame: one of them); make fuzz-ci: the
+#                   two parser targets, FUZZ_CI_TIME seconds each
 #   make bench-parse   parse cost per byte (bench/parse_bench.c)
 
 SHELL := /bin/bash
@@ -63,13 +65,14 @@ bench: deps all
 clean:
 	rm -rf build build-asan build.configure.log build-asan.configure.log
 
-# --- fuzzing and parse benchmark: ngx_rpc_parse.c linked with nginx's own
+# --- fuzzing and parse benchmark: ngx_rpc_parse.c (and ngx_rpc_frame.c,
+# the WebSocket frame reader) linked with nginx's own
 # core objects (Debian's nginx source, built with clang: ngx-fuzz with
 # ASan, UBSan and libFuzzer's coverage, ngx-bench with -O2), yajl from its
 # source (fuzz) or the system's libyajl (bench), and ngx_rpc_util.c, which
 # needs no http; all of it under build-fuzz/, out of the tree.
-# FUZZ_PARSE names another directory with ngx_rpc_parse.c and ngx_rpc.h to
-# fuzz or time, built under build-fuzz/$(FUZZ_TAG).
+# FUZZ_PARSE names another directory with ngx_rpc_parse.c, ngx_rpc_frame.c
+# and ngx_rpc.h to fuzz or time, built under build-fuzz/$(FUZZ_TAG).
 
 FZ := $(TOP)/build-fuzz
 FZ_SRC := $(FZ)/src
@@ -79,6 +82,9 @@ FZ_OUT := $(FZ)/$(FUZZ_TAG)
 FUZZ_TIME ?= 300
 FUZZ_CI_TIME ?= 30
 FUZZ_JOBS ?= 1
+# make fuzz runs these; make fuzz-ci (in make test) only the parser's
+FUZZ_TARGETS ?= request reply frame
+FUZZ_CI_TARGETS := request reply
 BENCH_PARSE_LIMIT ?= 60
 
 FZ_WARN := -Wall -Wextra -Wpointer-arith -Wconditional-uninitialized \
@@ -97,6 +103,7 @@ FZ_INCS = -I $(FUZZ_PARSE) -I $(FZ_SRC)/nginx/src/core \
           -I $(FZ_SRC)/nginx/src/os/unix -I $(FZ_SRC)/nginx/src/http \
           -I $(FZ_SRC)/nginx/src/http/modules -I $(FZ)/ngx-$(1)
 FZ_PARSE_SRC := $(FUZZ_PARSE)/ngx_rpc_parse.c $(FUZZ_PARSE)/ngx_rpc.h
+FZ_FRAME_SRC := $(FUZZ_PARSE)/ngx_rpc_frame.c $(FUZZ_PARSE)/ngx_rpc.h
 FZ_YAJL := yajl yajl_alloc yajl_buf yajl_encode yajl_lex yajl_parser
 
 .PRECIOUS: $(FZ)/ngx-%/libngx.a $(FZ_OUT)/fuzz/%.o $(FZ_OUT)/bench/%.o
@@ -144,23 +151,44 @@ $(FZ_OUT)/fuzz_%: $(FZ_OUT)/fuzz/%.o $(FZ_OUT)/fuzz/parse.o \
         $(FZ)/ngx-fuzz/libngx.a
 	clang $(FZ_SAN) -fsanitize=fuzzer $^ -lpthread -lcrypt -o $@
 
-$(FZ)/seeds/.done: fuzz/seeds.sh $(wildcard fuzz/corpus/* \
+# the frame reader: no parser, no yajl (explicit rules, before the
+# pattern ones)
+
+$(FZ_OUT)/fuzz/frame-target.o: $(FZ)/ngx-fuzz/libngx.a $(FZ_FRAME_SRC) \
+        fuzz/ngx_rpc_fuzz_frame.c
+	@mkdir -p $(@D)
+	clang -c $(FZ_CFLAGS_fuzz) $(FZ_WARN) $(call FZ_INCS,fuzz) \
+	    fuzz/ngx_rpc_fuzz_frame.c -o $@
+
+$(FZ_OUT)/fuzz/frame.o: $(FZ)/ngx-fuzz/libngx.a $(FZ_FRAME_SRC)
+	@mkdir -p $(@D)
+	clang -c $(FZ_CFLAGS_fuzz) $(FZ_WARN) $(call FZ_INCS,fuzz) \
+	    $(FUZZ_PARSE)/ngx_rpc_frame.c -o $@
+
+$(FZ_OUT)/fuzz_frame: $(FZ_OUT)/fuzz/frame-target.o $(FZ_OUT)/fuzz/frame.o \
+        $(FZ_OUT)/fuzz/util.o $(FZ)/ngx-fuzz/libngx.a
+	clang $(FZ_SAN) -fsanitize=fuzzer $^ -lpthread -lcrypt -o $@
+
+$(FZ)/seeds/.done: fuzz/seeds.sh fuzz/frame-seeds.sh $(wildcard fuzz/corpus/* \
         t/corpora/JSONTestSuite/test_parsing/*)
 	@./fuzz/seeds.sh $(FZ)/seeds
 	@touch $@
 
-fuzz-build: $(FZ_OUT)/fuzz_request $(FZ_OUT)/fuzz_reply $(FZ)/seeds/.done
+fuzz-build: $(addprefix $(FZ_OUT)/fuzz_,$(FUZZ_TARGETS)) $(FZ)/seeds/.done
 
 # a finding fails the target: the input is under build-fuzz/TAG/artifacts
 
 fuzz: fuzz-build
-	@for t in request reply; do \
+	@for t in $(FUZZ_TARGETS); do \
 	    ./fuzz/run.sh $(FZ_OUT)/fuzz_$$t $(FZ)/corpus/$$t $(FZ)/seeds/$$t \
-	        $(FZ_OUT)/artifacts/$$t $(FUZZ_TIME) $(FUZZ_JOBS) || exit 1; \
+	        $(FZ_OUT)/artifacts/$$t $(FUZZ_TIME) $(FUZZ_JOBS) \
+	        fuzz/$$([ $$t = frame ] && echo frame || echo json).dict \
+	        || exit 1; \
 	done
 
 fuzz-ci:
-	@$(MAKE) -s fuzz FUZZ_TIME=$(FUZZ_CI_TIME) FUZZ_JOBS=1
+	@$(MAKE) -s fuzz FUZZ_TIME=$(FUZZ_CI_TIME) FUZZ_JOBS=1 \
+	    FUZZ_TARGETS="$(FUZZ_CI_TARGETS)"
 
 $(FZ_OUT)/bench/%.o: $(FZ)/ngx-bench/libngx.a $(FZ_PARSE_SRC) \
         bench/parse_bench.c ngx_rpc_module/ngx_rpc_util.c

@@ -4,7 +4,7 @@
 # and the bodies of fuzz/corpus, each with the header the targets read
 # (see fuzz/ngx_rpc_fuzz_parse.c): once in 1-byte pieces, once in 16-byte
 # pieces; replies answer 2 calls.  JSON_SUITE names another copy of the
-# suite.
+# suite.  And in DIR/frame those of the frame reader (fuzz/frame-seeds.sh).
 set -e
 
 dst=${1:?usage: fuzz/seeds.sh DIR}
@@ -32,3 +32,5 @@ for f in "${files[@]}"; do
 done
 
 echo "seeds: ${#files[@]} bodies"
+
+"$top/fuzz/frame-seeds.sh" "$dst/frame"
