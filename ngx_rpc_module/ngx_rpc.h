@@ -228,8 +228,57 @@ typedef struct {
 } ngx_rpc_redis_t;
 
 
+/*
+ * rpc_metrics_zone and the labels: fixed once the configuration is read
+ * (ngx_rpc_metrics.c); ncells counters a worker, laid out family by family
+ * from the offsets below.
+ */
+typedef struct {
+    ngx_shm_zone_t              *zone;
+    ngx_cycle_t                 *cycle;
+    ngx_array_t                  names;      /* literal method names */
+    ngx_array_t                  patterns;   /* of rpc_metrics_methods */
+    ngx_array_t                  methods;    /* the labels, in order */
+    ngx_array_t                 *buckets;    /* of ngx_msec_t */
+    ngx_array_t                  upstream_list;
+    ngx_array_t                  cache_zones;  /* of ngx_shm_zone_t * */
+    ngx_uint_t                   nnames;
+    ngx_uint_t                   nlabels;
+    ngx_uint_t                   nworkers;
+    size_t                       max_label;
+    ngx_uint_t                   hist_cells;
+    ngx_uint_t                   upstream_cells;
+    ngx_uint_t                   messages;
+    ngx_uint_t                   message_calls;
+    ngx_uint_t                   calls;
+    ngx_uint_t                   latency;
+    ngx_uint_t                   cache;
+    ngx_uint_t                   upstreams;
+    ngx_uint_t                   servers;
+    ngx_uint_t                   gauges;
+    ngx_uint_t                   ncells;
+    uint32_t                     signature;
+} ngx_rpc_metrics_t;
+
+
+/* ngx_rpc_metrics_cache(): after the NGX_RPC_CACHE_* statuses */
+#define NGX_RPC_MX_REDIS_MISS           6
+#define NGX_RPC_MX_REDIS_ERROR          7
+#define NGX_RPC_MX_STORE                8
+#define NGX_RPC_MX_EVICT                9
+
+/* ngx_rpc_metrics_upstream() */
+#define NGX_RPC_MX_FALLBACKS            1
+#define NGX_RPC_MX_CONNECTIONS          2
+
+/* ngx_rpc_metrics_gauge() */
+#define NGX_RPC_MX_HELD                 0
+#define NGX_RPC_MX_WEBSOCKETS           1
+
+
 typedef struct {
     ngx_rpc_redis_t             *redis;
+    ngx_rpc_metrics_t           *metrics;
     /* rpc_route and rpc_cache_valid as declared, checked after merge */
     ngx_array_t                  uses;
 } ngx_rpc_main_conf_t;
@@ -415,6 +464,7 @@ struct ngx_rpc_message_s {
     ngx_event_t                  timer;
     ngx_event_t                  wake;
     ngx_queue_t                  queue;     /* in the session's messages */
+    ngx_msec_t                   start;
     ngx_int_t                    error;
     off_t                        body_size;
     ngx_str_t                    codes;
@@ -479,10 +529,13 @@ ngx_int_t ngx_rpc_policy_check(ngx_rpc_loc_conf_t *rlcf, ngx_rpc_msg_t *msg);
 ngx_http_upstream_conf_t *ngx_rpc_policy_route(ngx_rpc_loc_conf_t *rlcf,
     ngx_str_t *method);
 ngx_int_t ngx_rpc_policy_match(ngx_array_t *patterns, ngx_str_t *name);
+ngx_uint_t ngx_rpc_policy_glob(u_char *p, u_char *pe, u_char *s, u_char *se);
 
 /* ngx_rpc_cache.c */
 ngx_int_t ngx_rpc_cache_lookup(ngx_rpc_call_t *call);
 void ngx_rpc_cache_update(ngx_rpc_exchange_t *ex);
+void ngx_rpc_cache_stats(ngx_shm_zone_t *zone, uint64_t *entries,
+    uint64_t *bytes);
 char *ngx_rpc_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_rpc_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_rpc_cache_valid(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -540,6 +593,30 @@ ngx_uint_t ngx_rpc_websocket_upgrade(ngx_http_request_t *r);
 ngx_int_t ngx_rpc_websocket_handler(ngx_http_request_t *r);
 ngx_int_t ngx_rpc_websocket_close_code(ngx_rpc_session_t *s);
 char *ngx_rpc_websocket_protocols(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* ngx_rpc_metrics.c */
+void ngx_rpc_metrics_call(ngx_rpc_call_t *call);
+void ngx_rpc_metrics_message(ngx_rpc_message_t *ctx);
+void ngx_rpc_metrics_exchange(ngx_rpc_exchange_t *ex);
+void ngx_rpc_metrics_upstream(ngx_http_upstream_conf_t *conf,
+    ngx_uint_t what, ngx_uint_t n);
+void ngx_rpc_metrics_cache(ngx_uint_t what);
+void ngx_rpc_metrics_gauge(ngx_uint_t what, ngx_uint_t value);
+ngx_int_t ngx_rpc_metrics_init_process(ngx_cycle_t *cycle);
+void ngx_rpc_metrics_exit_process(void);
+ngx_int_t ngx_rpc_metrics_name(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_uint_t patterns);
+ngx_int_t ngx_rpc_metrics_add_upstream(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *uscf);
+ngx_rpc_metrics_t *ngx_rpc_metrics_create(ngx_conf_t *cf);
+ngx_int_t ngx_rpc_metrics_init(ngx_conf_t *cf);
+ngx_int_t ngx_rpc_metrics_cache_zone(ngx_conf_t *cf, ngx_shm_zone_t *zone);
+char *ngx_rpc_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_rpc_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_rpc_metrics_buckets(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_rpc_metrics_methods(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 /* ngx_rpc_handler.c */

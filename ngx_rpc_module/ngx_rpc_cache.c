@@ -23,6 +23,7 @@ typedef struct {
     ngx_rbtree_t                 rbtree;
     ngx_rbtree_node_t            sentinel;
     ngx_queue_t                  queue;
+    ngx_uint_t                   entries;
 } ngx_rpc_cache_sh_t;
 
 
@@ -351,6 +352,7 @@ ngx_rpc_cache_put(ngx_rpc_cache_t *cache, ngx_rpc_call_t *call,
         q = ngx_queue_last(&cache->sh->queue);
         ngx_rpc_cache_delete(cache,
                              ngx_queue_data(q, ngx_rpc_cache_node_t, queue));
+        ngx_rpc_metrics_cache(NGX_RPC_MX_EVICT);
     }
 
     if (cn == NULL) {
@@ -369,8 +371,11 @@ ngx_rpc_cache_put(ngx_rpc_cache_t *cache, ngx_rpc_call_t *call,
 
     ngx_rbtree_insert(&cache->sh->rbtree, &cn->node);
     ngx_queue_insert_head(&cache->sh->queue, &cn->queue);
+    cache->sh->entries++;
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    ngx_rpc_metrics_cache(NGX_RPC_MX_STORE);
 }
 
 
@@ -409,6 +414,7 @@ ngx_rpc_cache_find(ngx_rpc_cache_t *cache, ngx_str_t *key, uint32_t hash)
 static void
 ngx_rpc_cache_delete(ngx_rpc_cache_t *cache, ngx_rpc_cache_node_t *cn)
 {
+    cache->sh->entries--;
     ngx_queue_remove(&cn->queue);
     ngx_rbtree_delete(&cache->sh->rbtree, &cn->node);
     ngx_slab_free_locked(cache->shpool, cn);
@@ -447,6 +453,8 @@ ngx_rpc_cache_redis_handler(void *data, redisReply **reply)
         ngx_rpc_call_done(call, 0);
 
     } else {
+        ngx_rpc_metrics_cache(reply ? NGX_RPC_MX_REDIS_MISS
+                                    : NGX_RPC_MX_REDIS_ERROR);
         call->send = 1;
     }
 
@@ -743,7 +751,37 @@ ngx_rpc_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     shm_zone->init = ngx_rpc_cache_init_zone;
     shm_zone->data = cache;
 
+    if (ngx_rpc_metrics_cache_zone(cf, shm_zone) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/* the entries of a zone and the bytes they take, for the metrics */
+
+void
+ngx_rpc_cache_stats(ngx_shm_zone_t *zone, uint64_t *entries, uint64_t *bytes)
+{
+    ngx_rpc_cache_t  *cache;
+
+    cache = zone->data;
+
+    if (cache->sh == NULL) {
+        *entries = 0;
+        *bytes = 0;
+        return;
+    }
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    *entries = cache->sh->entries;
+    *bytes = (uint64_t) ((cache->shpool->end - cache->shpool->start)
+                         / ngx_pagesize - cache->shpool->pfree)
+             * ngx_pagesize;
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
 }
 
 

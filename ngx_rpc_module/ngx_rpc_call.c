@@ -25,6 +25,7 @@ ngx_rpc_call_hold(ngx_rpc_call_t *call, ngx_uint_t max)
 
     ngx_rpc_held_calls++;
     call->held = 1;
+    ngx_rpc_metrics_gauge(NGX_RPC_MX_HELD, ngx_rpc_held_calls);
 
     return NGX_OK;
 }
@@ -68,6 +69,8 @@ ngx_rpc_call_done(ngx_rpc_call_t *call, ngx_int_t code)
         call->error = code;
     }
 
+    ngx_rpc_metrics_call(call);
+
     /* the identical calls that waited for it get the same answer */
 
     if (call->flight) {
@@ -82,6 +85,7 @@ ngx_rpc_call_done(ngx_rpc_call_t *call, ngx_int_t code)
     if (call->held) {
         call->held = 0;
         ngx_rpc_held_calls--;
+        ngx_rpc_metrics_gauge(NGX_RPC_MX_HELD, ngx_rpc_held_calls);
     }
 
     if (!call->waiting) {

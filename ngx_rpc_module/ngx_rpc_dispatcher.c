@@ -590,6 +590,8 @@ ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
     ngx_rpc_call_t     *call;
     ngx_rpc_message_t  *ctx;
 
+    ngx_rpc_metrics_exchange(ex);
+
     if (ex->refused) {
         ngx_rpc_single_remember(ex->conf);
     }
@@ -615,6 +617,10 @@ ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
         if (ngx_rpc_single_send(call) != NGX_OK) {
             ngx_rpc_call_done(call, NGX_RPC_UPSTREAM_UNAVAILABLE);
         }
+    }
+
+    if (n && ex->refused) {
+        ngx_rpc_metrics_upstream(ex->conf, NGX_RPC_MX_FALLBACKS, n);
     }
 
     if (n && !ex->refused) {

@@ -40,6 +40,7 @@ ngx_rpc_message_create(ngx_rpc_session_t *s)
     ctx->session = s;
     ctx->request = s->request;
     ctx->pool = pool;
+    ctx->start = ngx_current_msec;
 
     ctx->wake.handler = ngx_rpc_message_wake_handler;
     ctx->wake.data = ctx;
@@ -56,8 +57,6 @@ ngx_rpc_message_create(ngx_rpc_session_t *s)
         ngx_rpc_pool_free(pool);
         return NULL;
     }
-
-    s->messages++;
 
     return ctx;
 }
@@ -84,6 +83,8 @@ ngx_rpc_message_dispatch(ngx_rpc_message_t *ctx)
     log = ctx->request->connection->log;
     rlcf = ngx_http_get_module_loc_conf(ctx->request, ngx_rpc_module);
 
+    ctx->session->messages++;
+
     if (ngx_array_init(&ctx->calls, ctx->pool, ngx_max(p->msgs.nelts, 1),
                        sizeof(ngx_rpc_call_t))
         != NGX_OK)
@@ -93,6 +94,7 @@ ngx_rpc_message_dispatch(ngx_rpc_message_t *ctx)
 
     if (p->error) {
         ctx->error = p->error;
+        ngx_rpc_metrics_message(ctx);
         return NGX_OK;
     }
 
@@ -102,6 +104,7 @@ ngx_rpc_message_dispatch(ngx_rpc_message_t *ctx)
         ngx_log_error(NGX_LOG_INFO, log, 0,
                       "rpc: message is neither a request nor a batch");
         ctx->error = NGX_RPC_INVALID_REQUEST;
+        ngx_rpc_metrics_message(ctx);
         return NGX_OK;
     }
 
@@ -161,6 +164,8 @@ ngx_rpc_message_dispatch(ngx_rpc_message_t *ctx)
         call->send = (rc == NGX_DECLINED);
         ngx_rpc_call_wait(call);
     }
+
+    ngx_rpc_metrics_message(ctx);
 
     if (refused) {
         ngx_log_error(NGX_LOG_WARN, log, 0,

@@ -282,6 +282,34 @@ static ngx_command_t  ngx_rpc_commands[] = {
       offsetof(ngx_rpc_loc_conf_t, ws_ping_timeout),
       NULL },
 
+    { ngx_string("rpc_metrics_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_rpc_metrics_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_rpc_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_metrics_buckets"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_rpc_metrics_buckets,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_metrics_methods"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_rpc_metrics_methods,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("rpc_cache_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_rpc_cache_zone,
@@ -350,7 +378,7 @@ ngx_module_t  ngx_rpc_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_rpc_metrics_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_rpc_exit_process,                  /* exit process */
@@ -389,6 +417,10 @@ ngx_rpc_init(ngx_conf_t *cf)
         }
     }
 
+    if (ngx_rpc_metrics_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     ngx_rpc_next_request_body_filter = ngx_http_top_request_body_filter;
     ngx_http_top_request_body_filter = ngx_rpc_request_body_filter;
 
@@ -407,6 +439,7 @@ ngx_rpc_exit_process(ngx_cycle_t *cycle)
         ngx_rpc_redis_close(rmcf->redis);
     }
 
+    ngx_rpc_metrics_exit_process();
     ngx_rpc_pool_exit();
 }
 
@@ -424,6 +457,11 @@ ngx_rpc_create_main_conf(ngx_conf_t *cf)
     if (ngx_array_init(&conf->uses, cf->pool, 4, sizeof(ngx_rpc_conf_use_t))
         != NGX_OK)
     {
+        return NULL;
+    }
+
+    conf->metrics = ngx_rpc_metrics_create(cf);
+    if (conf->metrics == NULL) {
         return NULL;
     }
 
@@ -715,6 +753,10 @@ ngx_rpc_route(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         *pat = value[i];
+
+        if (ngx_rpc_metrics_name(cf, pat, 0) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
     }
 
     route->upstream = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_conf_t));
@@ -784,6 +826,10 @@ ngx_rpc_upstream_add(ngx_conf_t *cf, ngx_str_t *url, ngx_str_t *uri,
         return NULL;
     }
 
+    if (ngx_rpc_metrics_add_upstream(cf, uscf) != NGX_OK) {
+        return NULL;
+    }
+
     if (u.uri.len) {
         *uri = u.uri;
 
@@ -824,6 +870,14 @@ ngx_rpc_methods(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         *pat = value[i];
+
+        /* the methods allowed by name are labels of the metrics */
+
+        if (cmd->offset == offsetof(ngx_rpc_loc_conf_t, allow)
+            && ngx_rpc_metrics_name(cf, pat, 0) != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     return NGX_CONF_OK;
@@ -898,15 +952,31 @@ ngx_rpc_cache_valid_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_rpc_loc_conf_t  *rlcf = conf;
 
-    char        *rv;
-    ngx_uint_t   first;
+    char                   *rv;
+    ngx_str_t              *pat;
+    ngx_uint_t              first, i;
+    ngx_rpc_cache_valid_t  *cv;
 
     first = (rlcf->cache_valid == NGX_CONF_UNSET_PTR);
 
     rv = ngx_rpc_cache_valid(cf, cmd, conf);
 
-    if (rv != NGX_CONF_OK || !first) {
+    if (rv != NGX_CONF_OK) {
         return rv;
+    }
+
+    cv = (ngx_rpc_cache_valid_t *) rlcf->cache_valid->elts
+         + rlcf->cache_valid->nelts - 1;
+    pat = cv->patterns->elts;
+
+    for (i = 0; i < cv->patterns->nelts; i++) {
+        if (ngx_rpc_metrics_name(cf, &pat[i], 0) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (!first) {
+        return NGX_CONF_OK;
     }
 
     if (ngx_rpc_conf_use(cf, "rpc_cache_valid", rlcf->cache_valid,

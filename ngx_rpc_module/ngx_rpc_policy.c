@@ -7,8 +7,6 @@
 #include "ngx_rpc.h"
 
 
-static ngx_uint_t ngx_rpc_policy_glob(u_char *p, u_char *pe, u_char *s,
-    u_char *se);
 
 
 /* returns 0 for a call that may go upstream, or the error to answer */
@@ -96,7 +94,7 @@ ngx_rpc_policy_match(ngx_array_t *patterns, ngx_str_t *name)
 
 /* "*" matches any run of bytes, everything else itself */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_rpc_policy_glob(u_char *p, u_char *pe, u_char *s, u_char *se)
 {
     u_char  *star, *mark;

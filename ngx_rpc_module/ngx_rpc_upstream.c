@@ -194,6 +194,10 @@ ngx_rpc_upstream_nodelay(ngx_http_request_t *sr)
     if (c && clcf->tcp_nodelay) {
         (void) ngx_tcp_nodelay(c);
     }
+
+    if (c && c->requests == 1) {
+        ngx_rpc_metrics_upstream(u->conf, NGX_RPC_MX_CONNECTIONS, 1);
+    }
 }
 
 

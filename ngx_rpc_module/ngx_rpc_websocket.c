@@ -60,7 +60,12 @@ struct ngx_rpc_websocket_s {
     unsigned                     alive:1;
     unsigned                     ping_sent:1;
     unsigned                     paused:1;
+    unsigned                     counted:1;
 };
+
+
+/* connections of this worker open, for the metrics */
+static ngx_uint_t  ngx_rpc_websocket_open;
 
 
 static ngx_int_t ngx_rpc_websocket_accept(ngx_http_request_t *r,
@@ -273,6 +278,9 @@ ngx_rpc_websocket_handler(ngx_http_request_t *r)
     }
 
     r->main->count++;
+    ngx_rpc_websocket_open++;
+    ngx_rpc_metrics_gauge(NGX_RPC_MX_WEBSOCKETS, ngx_rpc_websocket_open);
+    ws->counted = 1;
 
     c->read->handler = ngx_rpc_websocket_read_handler;
     c->write->handler = ngx_rpc_websocket_write_handler;
@@ -1257,6 +1265,12 @@ ngx_rpc_websocket_cleanup(void *data)
 
     if (ws->ping.timer_set) {
         ngx_del_timer(&ws->ping);
+    }
+
+    if (ws->counted) {
+        ws->counted = 0;
+        ngx_rpc_websocket_open--;
+        ngx_rpc_metrics_gauge(NGX_RPC_MX_WEBSOCKETS, ngx_rpc_websocket_open);
     }
 }
 
