@@ -61,6 +61,7 @@ struct ngx_rpc_websocket_s {
     unsigned                     ping_sent:1;
     unsigned                     paused:1;
     unsigned                     counted:1;
+    unsigned                     reading:1;
 };
 
 
@@ -499,6 +500,8 @@ ngx_rpc_websocket_read_handler(ngx_event_t *rev)
         goto done;
     }
 
+    ws->reading = 1;
+
     for ( ;; ) {
 
         if (ws->closing || ws->error) {
@@ -554,6 +557,12 @@ ngx_rpc_websocket_read_handler(ngx_event_t *rev)
             }
         }
 
+        /* a short read left nothing: no recv() just to hear EAGAIN */
+
+        if (!rev->ready) {
+            break;
+        }
+
         n = c->recv(c, b->last, b->end - b->last);
 
         if (n == NGX_AGAIN) {
@@ -586,6 +595,8 @@ ngx_rpc_websocket_read_handler(ngx_event_t *rev)
     ngx_rpc_websocket_idle(ws);
 
 done:
+
+    ws->reading = 0;
 
     ngx_http_run_posted_requests(c);
 }
@@ -839,6 +850,15 @@ ngx_rpc_websocket_answer(ngx_rpc_message_t *ctx)
         }
 
         ngx_rpc_websocket_idle(ws);
+
+        /* an idle connection holds no buffer (not under the read loop) */
+
+        if (!ws->reading && ws->buf && ws->buf->refs == 1
+            && ws->buf->pos == ws->buf->last)
+        {
+            ngx_rpc_websocket_buf_release(ws->buf);
+            ws->buf = NULL;
+        }
     }
 }
 
