@@ -258,6 +258,8 @@ typedef struct {
     ngx_uint_t                   gauges;
     ngx_uint_t                   ncells;
     uint32_t                     signature;
+    u_char                      *shown_file; /* where rpc_metrics was */
+    ngx_uint_t                   shown_line;
 } ngx_rpc_metrics_t;
 
 

@@ -1119,6 +1119,13 @@ ngx_rpc_metrics_init(ngx_conf_t *cf)
     mx = rmcf->metrics;
 
     if (mx->zone == NULL) {
+        if (mx->shown_file) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"rpc_metrics\" needs \"rpc_metrics_zone\" in "
+                          "%s:%ui", mx->shown_file, mx->shown_line);
+            return NGX_ERROR;
+        }
+
         return NGX_OK;
     }
 
@@ -1337,7 +1344,9 @@ ngx_rpc_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     if (shm_zone->shm.exists || data) {
         sh = shpool->data;
 
-        if (sh->signature == mx->signature && sh->slot_size == size) {
+        if (sh->signature == mx->signature && sh->slot_size == size
+            && sh->nslots >= 2 * mx->nworkers + 2)
+        {
             return NGX_OK;
         }
 
@@ -1461,7 +1470,12 @@ ngx_rpc_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 char *
 ngx_rpc_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_rpc_main_conf_t       *rmcf;
     ngx_http_core_loc_conf_t  *clcf;
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_rpc_module);
+    rmcf->metrics->shown_file = cf->conf_file->file.name.data;
+    rmcf->metrics->shown_line = cf->conf_file->line;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_rpc_metrics_handler;

@@ -462,3 +462,29 @@ http {
 }
 --- emerg
 invalid value "yes" in "rpc_websocket" directive, it must be "on" or "off" in $CONF:4
+
+
+
+=== TEST 19: rpc_metrics without rpc_metrics_zone is refused
+--- conf
+load_module $MODULE;
+events {}
+http {
+    server {
+        location = /metrics { rpc_metrics; }
+    }
+}
+--- emerg
+"rpc_metrics" needs "rpc_metrics_zone" in $CONF:5
+
+
+
+=== TEST 20: rpc_metrics_buckets must grow
+--- conf
+load_module $MODULE;
+events {}
+http {
+    rpc_metrics_buckets 0.1 0.05;
+}
+--- emerg
+invalid bucket "0.05": seconds, at most 3 decimals, increasing in $CONF:4
