@@ -33,6 +33,7 @@
 #define NGX_RPC_BODY_TOO_LARGE          -32008
 #define NGX_RPC_UPSTREAM_TOO_LARGE      -32009
 #define NGX_RPC_OVERLOADED              -32010
+#define NGX_RPC_LIMITED                 -32011
 
 /* nesting limit for values the gateway reads: replies, Redis values */
 #define NGX_RPC_VALUE_MAX_DEPTH         1024
@@ -207,6 +208,22 @@ typedef struct {
 } ngx_rpc_cache_valid_t;
 
 
+/* rpc_limit: a zone of rpc_limit_zone, burst and delay in 1/1000 calls */
+#define NGX_RPC_LIMITS_MAX              8
+
+typedef struct {
+    ngx_shm_zone_t              *zone;
+    ngx_uint_t                   burst;
+    ngx_uint_t                   delay;
+} ngx_rpc_limit_t;
+
+
+typedef struct {
+    ngx_array_t                 *patterns;
+    ngx_uint_t                   cost;
+} ngx_rpc_limit_cost_t;
+
+
 typedef struct ngx_rpc_redis_cmd_s  ngx_rpc_redis_cmd_t;
 
 typedef void (*ngx_rpc_redis_handler_pt)(void *data, redisReply **reply);
@@ -310,6 +327,10 @@ typedef struct {
     ngx_array_t                 *cache_valid;
     ngx_array_t                 *cache_bypass;
     ngx_http_complex_value_t    *cache_key;
+    ngx_array_t                 *limits;
+    ngx_array_t                 *limit_costs;
+    ngx_uint_t                   limit_log_level;
+    ngx_flag_t                   limit_dry_run;
     ngx_flag_t                   websocket;
     ngx_array_t                 *ws_protocols;
     off_t                        ws_max_message;
@@ -406,15 +427,16 @@ typedef struct {
  * exchange), or answer (bytes in ctx->pool: a cache hit, a Redis value, a
  * collapsed call's share; an error object when answer_error).
  *
- * While waiting, a call is in exactly one of: a flight it waits on (flight,
- * not leader), a Redis lookup (lookup), a batcher queue (batcher), an
- * exchange (exchange, slot); send marks one that is to go upstream at the
+ * While waiting, a call is in exactly one of: an rpc_limit delay (delay,
+ * a timer), a flight it waits on (flight, not leader), a Redis lookup
+ * (lookup), a batcher queue (batcher), an exchange (exchange, slot); send
+ * marks one that is to go upstream at the
  * next ngx_rpc_dispatcher_send().  A call that leads a flight (flight with
  * flight->leader == call) is in a lookup, a batcher or an exchange as well.
  * ngx_rpc_call_cancel() takes a call out of all of them.
  */
 struct ngx_rpc_call_s {
-    ngx_rpc_message_t               *ctx;
+    ngx_rpc_message_t           *ctx;
     ngx_rpc_msg_t               *msg;
     ngx_http_upstream_conf_t    *upstream;
     ngx_rpc_batcher_t           *batcher;
@@ -433,6 +455,7 @@ struct ngx_rpc_call_s {
     ngx_rpc_flight_t            *flight;
     ngx_queue_t                  queue;
     ngx_rpc_redis_cmd_t         *lookup;
+    ngx_event_t                  delay;     /* rpc_limit without nodelay */
     ngx_int_t                    error;
     unsigned                     notification:1;
     unsigned                     send:1;
@@ -463,6 +486,8 @@ struct ngx_rpc_message_s {
     ngx_array_t                  calls;
     ngx_uint_t                   pending;
     ngx_uint_t                   lookups;
+    ngx_uint_t                   limited;   /* calls refused by rpc_limit */
+    ngx_msec_t                   retry;     /* when one might pass */
     ngx_event_t                  timer;
     ngx_event_t                  wake;
     ngx_queue_t                  queue;     /* in the session's messages */
@@ -497,6 +522,7 @@ struct ngx_rpc_session_s {
     ngx_uint_t                   messages;
     ngx_uint_t                   calls;
     ngx_str_t                    cache_key;  /* rpc_cache_key's value */
+    ngx_str_t                   *limit_keys; /* of its rpc_limit zones */
     unsigned                     cache_key_set:1;
 };
 
@@ -595,6 +621,14 @@ ngx_uint_t ngx_rpc_websocket_upgrade(ngx_http_request_t *r);
 ngx_int_t ngx_rpc_websocket_handler(ngx_http_request_t *r);
 ngx_int_t ngx_rpc_websocket_close_code(ngx_rpc_session_t *s);
 char *ngx_rpc_websocket_protocols(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* ngx_rpc_limit.c */
+ngx_int_t ngx_rpc_limit_call(ngx_rpc_call_t *call);
+void ngx_rpc_limit_cancel(ngx_rpc_call_t *call);
+char *ngx_rpc_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_rpc_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_rpc_limit_cost_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 /* ngx_rpc_metrics.c */

@@ -127,6 +127,7 @@ ngx_rpc_call_cancel(ngx_rpc_call_t *call, ngx_int_t code)
         ngx_rpc_flight_leave(call);
     }
 
+    ngx_rpc_limit_cancel(call);
     ngx_rpc_dispatcher_cancel(call);
 
     ngx_rpc_call_done(call, code);

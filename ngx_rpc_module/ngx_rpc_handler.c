@@ -344,6 +344,8 @@ ngx_rpc_body_read(ngx_rpc_message_t *ctx)
 static void
 ngx_rpc_http_answer(ngx_rpc_message_t *ctx)
 {
+    u_char              *p;
+    ngx_table_elt_t     *h;
     ngx_http_request_t  *r;
 
     r = ctx->request;
@@ -352,6 +354,27 @@ ngx_rpc_http_answer(ngx_rpc_message_t *ctx)
     if (ctx->failed) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
+    }
+
+    /* every call refused by rpc_limit: 429, and when to come back */
+
+    if (ctx->limited && ctx->limited == ctx->calls.nelts) {
+        h = ngx_list_push(&r->headers_out.headers);
+        p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+
+        if (h == NULL || p == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        h->value.data = p;
+        h->value.len = ngx_sprintf(p, "%M",
+                                   ngx_max((ctx->retry + 999) / 1000, 1))
+                       - p;
+
+        r->headers_out.status = NGX_HTTP_TOO_MANY_REQUESTS;
     }
 
     ngx_http_finalize_request(r, ngx_rpc_response_send(ctx));

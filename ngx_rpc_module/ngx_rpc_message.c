@@ -150,6 +150,25 @@ ngx_rpc_message_dispatch(ngx_rpc_message_t *ctx)
 
         call->upstream = ngx_rpc_policy_route(rlcf, &msg[i].method);
 
+        /* charged in message order: a refused call gets its own error */
+
+        rc = ngx_rpc_limit_call(call);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            ctx->limited++;
+            ngx_rpc_call_done(call, NGX_RPC_LIMITED);
+            continue;
+        }
+
+        if (rc == NGX_AGAIN) {
+            ngx_rpc_call_wait(call);
+            continue;
+        }
+
         rc = ngx_rpc_cache_lookup(call);
 
         if (rc == NGX_ERROR) {

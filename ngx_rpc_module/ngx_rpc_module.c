@@ -66,6 +66,15 @@ static ngx_conf_bitmask_t  ngx_rpc_next_upstream_masks[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_rpc_limit_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+
 /* as ngx_conf_check_num_bounds(), but the message names the directive */
 
 static ngx_conf_num_bounds_t  ngx_rpc_max_bounds = {
@@ -224,6 +233,41 @@ static ngx_command_t  ngx_rpc_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_rpc_loc_conf_t, max_pending),
+      NULL },
+
+    { ngx_string("rpc_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3,
+      ngx_rpc_limit_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("rpc_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_rpc_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_limit_cost"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_rpc_limit_cost_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_limit_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, limit_log_level),
+      &ngx_rpc_limit_log_levels },
+
+    { ngx_string("rpc_limit_dry_run"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, limit_dry_run),
       NULL },
 
     { ngx_string("rpc_websocket"),
@@ -524,6 +568,10 @@ ngx_rpc_create_loc_conf(ngx_conf_t *cf)
     conf->cache = NGX_CONF_UNSET_PTR;
     conf->cache_valid = NGX_CONF_UNSET_PTR;
     conf->cache_bypass = NGX_CONF_UNSET_PTR;
+    conf->limits = NGX_CONF_UNSET_PTR;
+    conf->limit_costs = NGX_CONF_UNSET_PTR;
+    conf->limit_log_level = NGX_CONF_UNSET_UINT;
+    conf->limit_dry_run = NGX_CONF_UNSET;
     conf->websocket = NGX_CONF_UNSET;
     conf->ws_protocols = NGX_CONF_UNSET_PTR;
     conf->ws_max_message = NGX_CONF_UNSET;
@@ -632,6 +680,12 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->cache_key == NULL) {
         conf->cache_key = prev->cache_key;
     }
+
+    ngx_conf_merge_ptr_value(conf->limits, prev->limits, NULL);
+    ngx_conf_merge_ptr_value(conf->limit_costs, prev->limit_costs, NULL);
+    ngx_conf_merge_uint_value(conf->limit_log_level, prev->limit_log_level,
+                              NGX_LOG_ERR);
+    ngx_conf_merge_value(conf->limit_dry_run, prev->limit_dry_run, 0);
 
     ngx_conf_merge_value(conf->websocket, prev->websocket, 0);
     ngx_conf_merge_ptr_value(conf->ws_protocols, prev->ws_protocols, NULL);

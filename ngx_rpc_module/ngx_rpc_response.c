@@ -44,6 +44,7 @@ static ngx_rpc_error_t  ngx_rpc_errors[] = {
     { NGX_RPC_BODY_TOO_LARGE, "Request body too large" },
     { NGX_RPC_UPSTREAM_TOO_LARGE, "Upstream reply too large" },
     { NGX_RPC_OVERLOADED, "Gateway overloaded" },
+    { NGX_RPC_LIMITED, "Rate limit exceeded" },
     { 0, "Server error" }
 };
 
@@ -148,7 +149,13 @@ ngx_rpc_response_send(ngx_rpc_message_t *ctx)
     }
 
     if (out == NULL) {
-        r->headers_out.status = NGX_HTTP_NO_CONTENT;
+        if (r->headers_out.status == 0) {
+            r->headers_out.status = NGX_HTTP_NO_CONTENT;
+
+        } else {
+            r->headers_out.content_length_n = 0;
+        }
+
         r->header_only = 1;
         ngx_http_clear_content_length(r);
 
