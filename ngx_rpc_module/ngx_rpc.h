@@ -87,6 +87,14 @@ typedef struct {
 } ngx_rpc_msg_t;
 
 
+/* the head of a shared zone of keys: rpc_cache_zone, rpc_limit_zone */
+typedef struct {
+    ngx_rbtree_t                 rbtree;
+    ngx_rbtree_node_t            sentinel;
+    ngx_queue_t                  queue;    /* least recently used last */
+} ngx_rpc_shm_tree_t;
+
+
 /* UTF-8 (RFC 3629) checked a byte at a time, across buffers */
 typedef struct {
     ngx_uint_t                   left;   /* continuation bytes to come */
@@ -534,6 +542,8 @@ ngx_pool_t *ngx_rpc_pool_get(ngx_log_t *log);
 void ngx_rpc_pool_free(void *data);
 void ngx_rpc_pool_exit(void);
 ngx_int_t ngx_rpc_utf8(ngx_rpc_utf8_t *u, u_char ch);
+void *ngx_rpc_shm_tree(ngx_shm_zone_t *shm_zone, size_t size, char *name,
+    ngx_rbtree_insert_pt insert);
 
 /* ngx_rpc_frame.c */
 void ngx_rpc_frame_init(ngx_rpc_frame_t *f, off_t max_size);

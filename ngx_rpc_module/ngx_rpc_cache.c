@@ -20,9 +20,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_rbtree_t                 rbtree;
-    ngx_rbtree_node_t            sentinel;
-    ngx_queue_t                  queue;
+    ngx_rpc_shm_tree_t           tree;
     ngx_uint_t                   entries;
 } ngx_rpc_cache_sh_t;
 
@@ -281,7 +279,7 @@ ngx_rpc_cache_get(ngx_rpc_cache_t *cache, ngx_rpc_call_t *call,
 
     } else {
         ngx_queue_remove(&cn->queue);
-        ngx_queue_insert_head(&cache->sh->queue, &cn->queue);
+        ngx_queue_insert_head(&cache->sh->tree.queue, &cn->queue);
 
         call->answer.len = cn->value_len;
         call->answer.data = ngx_pnalloc(pool, cn->value_len);
@@ -331,8 +329,8 @@ ngx_rpc_cache_put(ngx_rpc_cache_t *cache, ngx_rpc_call_t *call,
 
     /* expired entries at the tail go first */
 
-    for (n = 0; n < 2 && !ngx_queue_empty(&cache->sh->queue); n++) {
-        q = ngx_queue_last(&cache->sh->queue);
+    for (n = 0; n < 2 && !ngx_queue_empty(&cache->sh->tree.queue); n++) {
+        q = ngx_queue_last(&cache->sh->tree.queue);
         cn = ngx_queue_data(q, ngx_rpc_cache_node_t, queue);
 
         if ((ngx_msec_int_t) (cn->expire - ngx_current_msec) > 0) {
@@ -345,11 +343,11 @@ ngx_rpc_cache_put(ngx_rpc_cache_t *cache, ngx_rpc_call_t *call,
     for ( ;; ) {
         cn = ngx_slab_alloc_locked(cache->shpool, size);
 
-        if (cn || ngx_queue_empty(&cache->sh->queue)) {
+        if (cn || ngx_queue_empty(&cache->sh->tree.queue)) {
             break;
         }
 
-        q = ngx_queue_last(&cache->sh->queue);
+        q = ngx_queue_last(&cache->sh->tree.queue);
         ngx_rpc_cache_delete(cache,
                              ngx_queue_data(q, ngx_rpc_cache_node_t, queue));
         ngx_rpc_metrics_cache(NGX_RPC_MX_EVICT);
@@ -369,8 +367,8 @@ ngx_rpc_cache_put(ngx_rpc_cache_t *cache, ngx_rpc_call_t *call,
     ngx_memcpy(ngx_cpymem(cn->data, call->key.data, call->key.len),
                value->data, value->len);
 
-    ngx_rbtree_insert(&cache->sh->rbtree, &cn->node);
-    ngx_queue_insert_head(&cache->sh->queue, &cn->queue);
+    ngx_rbtree_insert(&cache->sh->tree.rbtree, &cn->node);
+    ngx_queue_insert_head(&cache->sh->tree.queue, &cn->queue);
     cache->sh->entries++;
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -386,8 +384,8 @@ ngx_rpc_cache_find(ngx_rpc_cache_t *cache, ngx_str_t *key, uint32_t hash)
     ngx_rbtree_node_t     *node, *sentinel;
     ngx_rpc_cache_node_t  *cn;
 
-    node = cache->sh->rbtree.root;
-    sentinel = cache->sh->rbtree.sentinel;
+    node = cache->sh->tree.rbtree.root;
+    sentinel = cache->sh->tree.rbtree.sentinel;
 
     while (node != sentinel) {
 
@@ -416,7 +414,7 @@ ngx_rpc_cache_delete(ngx_rpc_cache_t *cache, ngx_rpc_cache_node_t *cn)
 {
     cache->sh->entries--;
     ngx_queue_remove(&cn->queue);
-    ngx_rbtree_delete(&cache->sh->rbtree, &cn->node);
+    ngx_rbtree_delete(&cache->sh->tree.rbtree, &cn->node);
     ngx_slab_free_locked(cache->shpool, cn);
 }
 
@@ -619,7 +617,6 @@ ngx_rpc_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_rpc_cache_t  *ocache = data;
 
-    size_t            len;
     ngx_rpc_cache_t  *cache;
 
     cache = shm_zone->data;
@@ -631,38 +628,11 @@ ngx_rpc_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     cache->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    cache->sh = ngx_rpc_shm_tree(shm_zone, sizeof(ngx_rpc_cache_sh_t),
+                                 "rpc_cache_zone",
+                                 ngx_rpc_cache_rbtree_insert_value);
 
-    if (shm_zone->shm.exists) {
-        cache->sh = cache->shpool->data;
-        return NGX_OK;
-    }
-
-    cache->sh = ngx_slab_alloc(cache->shpool, sizeof(ngx_rpc_cache_sh_t));
-    if (cache->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    cache->shpool->data = cache->sh;
-
-    ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
-                    ngx_rpc_cache_rbtree_insert_value);
-    ngx_queue_init(&cache->sh->queue);
-
-    len = sizeof(" in rpc_cache_zone \"\"") + shm_zone->shm.name.len;
-
-    cache->shpool->log_ctx = ngx_slab_alloc(cache->shpool, len);
-    if (cache->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(cache->shpool->log_ctx, " in rpc_cache_zone \"%V\"%Z",
-                &shm_zone->shm.name);
-
-    /* a full zone evicts: running out of room is not worth an alert */
-
-    cache->shpool->log_nomem = 0;
-
-    return NGX_OK;
+    return cache->sh ? NGX_OK : NGX_ERROR;
 }
 
 

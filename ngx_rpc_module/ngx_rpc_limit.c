@@ -24,9 +24,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_rbtree_t                 rbtree;
-    ngx_rbtree_node_t            sentinel;
-    ngx_queue_t                  queue;
+    ngx_rpc_shm_tree_t           tree;
 } ngx_rpc_limit_sh_t;
 
 
@@ -257,8 +255,8 @@ ngx_rpc_limit_node(ngx_rpc_limit_ctx_t *lctx, ngx_str_t *key, uint32_t hash)
     ngx_rbtree_node_t     *node, *sentinel;
     ngx_rpc_limit_node_t  *ln;
 
-    node = lctx->sh->rbtree.root;
-    sentinel = lctx->sh->rbtree.sentinel;
+    node = lctx->sh->tree.rbtree.root;
+    sentinel = lctx->sh->tree.rbtree.sentinel;
 
     while (node != sentinel) {
 
@@ -273,7 +271,7 @@ ngx_rpc_limit_node(ngx_rpc_limit_ctx_t *lctx, ngx_str_t *key, uint32_t hash)
 
         if (rc == 0) {
             ngx_queue_remove(&ln->queue);
-            ngx_queue_insert_head(&lctx->sh->queue, &ln->queue);
+            ngx_queue_insert_head(&lctx->sh->tree.queue, &ln->queue);
             return ln;
         }
 
@@ -287,17 +285,17 @@ ngx_rpc_limit_node(ngx_rpc_limit_ctx_t *lctx, ngx_str_t *key, uint32_t hash)
     for ( ;; ) {
         node = ngx_slab_alloc_locked(lctx->shpool, size);
 
-        if (node || ngx_queue_empty(&lctx->sh->queue)) {
+        if (node || ngx_queue_empty(&lctx->sh->tree.queue)) {
             break;
         }
 
-        q = ngx_queue_last(&lctx->sh->queue);
+        q = ngx_queue_last(&lctx->sh->tree.queue);
         ln = ngx_queue_data(q, ngx_rpc_limit_node_t, queue);
         ngx_queue_remove(q);
 
         node = (ngx_rbtree_node_t *)
                    ((u_char *) ln - offsetof(ngx_rbtree_node_t, color));
-        ngx_rbtree_delete(&lctx->sh->rbtree, node);
+        ngx_rbtree_delete(&lctx->sh->tree.rbtree, node);
         ngx_slab_free_locked(lctx->shpool, node);
     }
 
@@ -314,8 +312,8 @@ ngx_rpc_limit_node(ngx_rpc_limit_ctx_t *lctx, ngx_str_t *key, uint32_t hash)
     ln->last = ngx_current_msec;
     ngx_memcpy(ln->data, key->data, key->len);
 
-    ngx_rbtree_insert(&lctx->sh->rbtree, node);
-    ngx_queue_insert_head(&lctx->sh->queue, &ln->queue);
+    ngx_rbtree_insert(&lctx->sh->tree.rbtree, node);
+    ngx_queue_insert_head(&lctx->sh->tree.queue, &ln->queue);
 
     return ln;
 }
@@ -429,7 +427,6 @@ ngx_rpc_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_rpc_limit_ctx_t  *octx = data;
 
-    size_t                len;
     ngx_rpc_limit_ctx_t  *lctx;
 
     lctx = shm_zone->data;
@@ -455,38 +452,11 @@ ngx_rpc_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     lctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    lctx->sh = ngx_rpc_shm_tree(shm_zone, sizeof(ngx_rpc_limit_sh_t),
+                                "rpc_limit_zone",
+                                ngx_rpc_limit_rbtree_insert_value);
 
-    if (shm_zone->shm.exists) {
-        lctx->sh = lctx->shpool->data;
-        return NGX_OK;
-    }
-
-    lctx->sh = ngx_slab_alloc(lctx->shpool, sizeof(ngx_rpc_limit_sh_t));
-    if (lctx->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    lctx->shpool->data = lctx->sh;
-
-    ngx_rbtree_init(&lctx->sh->rbtree, &lctx->sh->sentinel,
-                    ngx_rpc_limit_rbtree_insert_value);
-    ngx_queue_init(&lctx->sh->queue);
-
-    len = sizeof(" in rpc_limit_zone \"\"") + shm_zone->shm.name.len;
-
-    lctx->shpool->log_ctx = ngx_slab_alloc(lctx->shpool, len);
-    if (lctx->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(lctx->shpool->log_ctx, " in rpc_limit_zone \"%V\"%Z",
-                &shm_zone->shm.name);
-
-    /* a full zone is not worth an alert: the oldest keys go */
-
-    lctx->shpool->log_nomem = 0;
-
-    return NGX_OK;
+    return lctx->sh ? NGX_OK : NGX_ERROR;
 }
 
 

@@ -204,3 +204,49 @@ ngx_rpc_utf8(ngx_rpc_utf8_t *u, u_char ch)
 
     return NGX_OK;
 }
+
+
+/*
+ * The shared part of a zone of keys, at the start of its slab pool, made
+ * once: an rbtree and an LRU queue first (ngx_rpc_shm_tree_t), zeroed.  A
+ * full zone lets its oldest keys go, so running out is not worth an alert.
+ */
+
+void *
+ngx_rpc_shm_tree(ngx_shm_zone_t *shm_zone, size_t size, char *name,
+    ngx_rbtree_insert_pt insert)
+{
+    size_t               len;
+    ngx_slab_pool_t     *shpool;
+    ngx_rpc_shm_tree_t  *tree;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        return shpool->data;
+    }
+
+    tree = ngx_slab_calloc(shpool, size);
+    if (tree == NULL) {
+        return NULL;
+    }
+
+    shpool->data = tree;
+
+    ngx_rbtree_init(&tree->rbtree, &tree->sentinel, insert);
+    ngx_queue_init(&tree->queue);
+
+    len = sizeof(" in  \"\"") + ngx_strlen(name) + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NULL;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in %s \"%V\"%Z", name,
+                &shm_zone->shm.name);
+
+    shpool->log_nomem = 0;
+
+    return tree;
+}
