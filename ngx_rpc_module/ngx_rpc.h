@@ -294,10 +294,6 @@ typedef struct {
 #define NGX_RPC_MX_STORE                8
 #define NGX_RPC_MX_EVICT                9
 
-/* ngx_rpc_metrics_upstream() */
-#define NGX_RPC_MX_FALLBACKS            1
-#define NGX_RPC_MX_CONNECTIONS          2
-
 /* ngx_rpc_metrics_gauge() */
 #define NGX_RPC_MX_HELD                 0
 #define NGX_RPC_MX_WEBSOCKETS           1
@@ -391,6 +387,7 @@ typedef struct {
     unsigned                     invalid_header:1;
     unsigned                     too_large:1;
     unsigned                     complete:1;
+    uint64_t                     fresh;  /* tries on a new connection */
     unsigned                     refused:1;
     unsigned                     done:1;
 } ngx_rpc_exchange_t;
@@ -645,8 +642,7 @@ char *ngx_rpc_limit_cost_slot(ngx_conf_t *cf, ngx_command_t *cmd,
 void ngx_rpc_metrics_call(ngx_rpc_call_t *call);
 void ngx_rpc_metrics_message(ngx_rpc_message_t *ctx);
 void ngx_rpc_metrics_exchange(ngx_rpc_exchange_t *ex);
-void ngx_rpc_metrics_upstream(ngx_http_upstream_conf_t *conf,
-    ngx_uint_t what, ngx_uint_t n);
+void ngx_rpc_metrics_fallback(ngx_http_upstream_conf_t *conf, ngx_uint_t n);
 void ngx_rpc_metrics_cache(ngx_uint_t what);
 void ngx_rpc_metrics_gauge(ngx_uint_t what, ngx_uint_t value);
 ngx_int_t ngx_rpc_metrics_init_process(ngx_cycle_t *cycle);

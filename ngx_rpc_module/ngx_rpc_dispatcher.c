@@ -620,7 +620,7 @@ ngx_rpc_dispatcher_done(ngx_rpc_exchange_t *ex)
     }
 
     if (n && ex->refused) {
-        ngx_rpc_metrics_upstream(ex->conf, NGX_RPC_MX_FALLBACKS, n);
+        ngx_rpc_metrics_fallback(ex->conf, n);
     }
 
     if (n && !ex->refused) {
@@ -729,6 +729,7 @@ ngx_rpc_exchange_detach(ngx_rpc_call_t *call)
                        "rpc: no call left in exchange, aborted");
 
         ngx_rpc_upstream_abort(ex);
+        ngx_rpc_metrics_exchange(ex);
         ex->done = 1;
         return;
     }

@@ -286,6 +286,12 @@ ngx_rpc_metrics_exchange(ngx_rpc_exchange_t *ex)
             continue;
         }
 
+        if (i < 64 && (ex->fresh >> i) & 1
+            && state[i].connect_time != (ngx_msec_t) -1)
+        {
+            up[NGX_RPC_MX_UP_CONNS]++;
+        }
+
         name = u->servers.elts;
 
         for (j = 0; j < u->servers.nelts - 1; j++) {
@@ -305,11 +311,10 @@ ngx_rpc_metrics_exchange(ngx_rpc_exchange_t *ex)
 }
 
 
-/* NGX_RPC_MX_UP_FALLBACKS or NGX_RPC_MX_UP_CONNS of an upstream */
+/* calls of a batch the upstream refused, sent again one by one */
 
 void
-ngx_rpc_metrics_upstream(ngx_http_upstream_conf_t *conf, ngx_uint_t what,
-    ngx_uint_t n)
+ngx_rpc_metrics_fallback(ngx_http_upstream_conf_t *conf, ngx_uint_t n)
 {
     ngx_rpc_metrics_t      *mx;
     ngx_rpc_mx_upstream_t  *u;
@@ -329,7 +334,7 @@ ngx_rpc_metrics_upstream(ngx_http_upstream_conf_t *conf, ngx_uint_t what,
                           + (u - (ngx_rpc_mx_upstream_t *)
                                  mx->upstream_list.elts)
                             * mx->upstream_cells
-                          + what] += n;
+                          + NGX_RPC_MX_UP_FALLBACKS] += n;
 }
 
 
@@ -494,6 +499,14 @@ ngx_rpc_metrics_init_process(ngx_cycle_t *cycle)
     ngx_rpc_mx_slot_t    *slot;
     ngx_rpc_metrics_t    *mx;
     ngx_rpc_main_conf_t  *rmcf;
+
+    /* the cache manager and loader serve no calls */
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
 
     rmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_rpc_module);
 
@@ -1082,6 +1095,16 @@ ngx_rpc_metrics_add_upstream(ngx_conf_t *cf,
 }
 
 
+/* "other" and "invalid" are the gateway's own labels */
+
+static ngx_uint_t
+ngx_rpc_metrics_builtin(ngx_str_t *name)
+{
+    return (name->len == 5 && ngx_strncmp(name->data, "other", 5) == 0)
+           || (name->len == 7 && ngx_strncmp(name->data, "invalid", 7) == 0);
+}
+
+
 static int ngx_libc_cdecl
 ngx_rpc_metrics_cmp(const void *one, const void *two)
 {
@@ -1156,7 +1179,9 @@ ngx_rpc_metrics_init(ngx_conf_t *cf)
     }
 
     for (i = 0; i < mx->names.nelts; i++) {
-        if (i && ngx_rpc_metrics_cmp(&name[i - 1], &name[i]) == 0) {
+        if ((i && ngx_rpc_metrics_cmp(&name[i - 1], &name[i]) == 0)
+            || ngx_rpc_metrics_builtin(&name[i]))
+        {
             continue;
         }
 
@@ -1173,6 +1198,23 @@ ngx_rpc_metrics_init(ngx_conf_t *cf)
     name = mx->patterns.elts;
 
     for (i = 0; i < mx->patterns.nelts + 2; i++) {
+
+        /* a pattern given twice is one label */
+
+        if (i < mx->patterns.nelts) {
+            label = mx->methods.elts;
+
+            for (j = mx->nnames; j < mx->methods.nelts; j++) {
+                if (ngx_rpc_metrics_cmp(&label[j], &name[i]) == 0) {
+                    break;
+                }
+            }
+
+            if (j < mx->methods.nelts) {
+                continue;
+            }
+        }
+
         label = ngx_array_push(&mx->methods);
         if (label == NULL) {
             return NGX_ERROR;
@@ -1197,8 +1239,26 @@ ngx_rpc_metrics_init(ngx_conf_t *cf)
     u = mx->upstream_list.elts;
 
     for (i = 0; i < mx->upstream_list.nelts; i++) {
-        u[i].name = u[i].uscf->host;
         u[i].server = nservers;
+
+        /* an upstream {} by its name, one of rpc_pass by host and port */
+
+        u[i].name = u[i].uscf->host;
+
+        if (u[i].uscf->port) {
+            n = ngx_sprintf(buf, "%ui", (ngx_uint_t) u[i].uscf->port) - buf;
+
+            u[i].name.len = u[i].uscf->host.len + 1 + n;
+            u[i].name.data = ngx_pnalloc(cf->pool, u[i].name.len);
+            if (u[i].name.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            p = ngx_cpymem(u[i].name.data, u[i].uscf->host.data,
+                           u[i].uscf->host.len);
+            *p++ = ':';
+            ngx_memcpy(p, buf, n);
+        }
 
         if (ngx_array_init(&u[i].servers, cf->pool, 2, sizeof(ngx_str_t))
             != NGX_OK)
@@ -1226,18 +1286,7 @@ ngx_rpc_metrics_init(ngx_conf_t *cf)
                 return NGX_ERROR;
             }
 
-            n = ngx_sprintf(buf, "%ui", (ngx_uint_t) u[i].uscf->port) - buf;
-
-            s->len = u[i].uscf->host.len + 1 + n;
-            s->data = ngx_pnalloc(cf->pool, s->len);
-            if (s->data == NULL) {
-                return NGX_ERROR;
-            }
-
-            p = ngx_cpymem(s->data, u[i].uscf->host.data,
-                           u[i].uscf->host.len);
-            *p++ = ':';
-            ngx_memcpy(p, buf, n);
+            *s = u[i].name;
         }
 
         s = ngx_array_push(&u[i].servers);
@@ -1346,7 +1395,7 @@ ngx_rpc_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         sh = shpool->data;
 
         if (sh->signature == mx->signature && sh->slot_size == size
-            && sh->nslots >= 2 * mx->nworkers + 2)
+            && sh->nslots >= 4 * mx->nworkers + 4)
         {
             return NGX_OK;
         }
@@ -1374,9 +1423,9 @@ ngx_rpc_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         shpool->data = sh;
     }
 
-    /* a slot for each worker, and as many again for a reload */
+    /* a slot for each worker, and three times as many again for reloads */
 
-    nslots = 2 * mx->nworkers + 2;
+    nslots = 4 * mx->nworkers + 4;
 
     sh->slots = ngx_slab_alloc(shpool, nslots * size);
     if (sh->slots == NULL) {

@@ -183,7 +183,9 @@ ngx_rpc_upstream_init(ngx_http_request_t *sr)
 static void
 ngx_rpc_upstream_nodelay(ngx_http_request_t *sr)
 {
+    ngx_uint_t                 n;
     ngx_connection_t          *c;
+    ngx_rpc_exchange_t        *ex;
     ngx_http_upstream_t       *u;
     ngx_http_core_loc_conf_t  *clcf;
 
@@ -195,8 +197,13 @@ ngx_rpc_upstream_nodelay(ngx_http_request_t *sr)
         (void) ngx_tcp_nodelay(c);
     }
 
-    if (c && c->requests == 1) {
-        ngx_rpc_metrics_upstream(u->conf, NGX_RPC_MX_CONNECTIONS, 1);
+    /* a new connection for this try: counted if it connects (metrics) */
+
+    n = sr->upstream_states ? sr->upstream_states->nelts : 0;
+
+    if (c && c->requests == 1 && n && n <= 64) {
+        ex = ngx_http_get_module_ctx(sr->main, ngx_rpc_module);
+        ex->fresh |= (uint64_t) 1 << (n - 1);
     }
 }
 

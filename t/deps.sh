@@ -3,7 +3,8 @@
 # Debian's packages.  Does nothing when everything is already there.
 #
 #   t/deps.sh         everything: build, demo, tests (npm packages of t/js
-#                     included) and benchmarks
+#                     included; prometheus for promtool and a server that
+#                     scrapes the gateway in t/018) and benchmarks
 #   t/deps.sh demo    only what `make run` needs: nginx, the build, and
 #                     the demo upstream (t/lib/upstream.pl: perl) and curl
 #   t/deps.sh fuzz    the build, and clang, libFuzzer and dpkg-dev (for
@@ -19,7 +20,8 @@ PKGS="nginx-core nginx-dev libyajl-dev libhiredis-dev build-essential perl
 case "$mode" in
 all)
     PKGS="$PKGS redis-server wrk valgrind openssl ca-certificates
-          libtest-base-perl libprotocol-websocket-perl libtext-diff-perl" ;;
+          libtest-base-perl libprotocol-websocket-perl libtext-diff-perl
+          prometheus" ;;
 demo)
     ;;
 fuzz)
