@@ -62,13 +62,13 @@ ngx_rpc_limit_call(ngx_rpc_call_t *call)
     ngx_int_t              rc, refuse;
     ngx_str_t              key;
     ngx_uint_t             i, n, cost, excess, drained, ms, over, level;
+    ngx_uint_t             next[NGX_RPC_LIMITS_MAX];
     ngx_msec_t             delay, wait;
     ngx_rpc_limit_t       *limit;
     ngx_rpc_message_t     *ctx;
     ngx_rpc_loc_conf_t    *rlcf;
     ngx_rpc_limit_ctx_t   *lctx;
     ngx_rpc_limit_node_t  *node[NGX_RPC_LIMITS_MAX];
-    ngx_uint_t             next[NGX_RPC_LIMITS_MAX];
 
     ctx = call->ctx;
     rlcf = ngx_http_get_module_loc_conf(ctx->request, ngx_rpc_module);

@@ -1124,16 +1124,16 @@ ngx_rpc_metrics_cmp(const void *one, const void *two)
 ngx_int_t
 ngx_rpc_metrics_init(ngx_conf_t *cf)
 {
-    u_char                         *p, buf[NGX_INT_T_LEN];
-    size_t                          n;
-    ngx_str_t                      *s, *name, *label;
-    ngx_uint_t                      i, j, k, nservers;
-    ngx_msec_t                     *b;
-    ngx_rpc_metrics_t              *mx;
-    ngx_rpc_main_conf_t            *rmcf;
-    ngx_shm_zone_t                **zone;
-    ngx_rpc_mx_upstream_t          *u;
-    ngx_http_upstream_server_t     *server;
+    u_char                       *p, buf[NGX_INT_T_LEN];
+    size_t                        n;
+    ngx_str_t                    *s, *name, *label;
+    ngx_uint_t                    i, j, k, nservers;
+    ngx_msec_t                   *b;
+    ngx_shm_zone_t              **zone;
+    ngx_rpc_metrics_t            *mx;
+    ngx_rpc_main_conf_t          *rmcf;
+    ngx_rpc_mx_upstream_t        *u;
+    ngx_http_upstream_server_t   *server;
 
     ngx_rpc_mx_size_bounds.elts = ngx_rpc_mx_sizes;
     ngx_rpc_mx_size_bounds.nelts = sizeof(ngx_rpc_mx_sizes)
