@@ -232,6 +232,14 @@ typedef struct {
 } ngx_rpc_limit_cost_t;
 
 
+/* an rpc_limit, checked after the configuration is read */
+typedef struct {
+    ngx_shm_zone_t              *zone;
+    u_char                      *file;
+    ngx_uint_t                   line;
+} ngx_rpc_limit_use_t;
+
+
 typedef struct ngx_rpc_redis_cmd_s  ngx_rpc_redis_cmd_t;
 
 typedef void (*ngx_rpc_redis_handler_pt)(void *data, redisReply **reply);
@@ -302,6 +310,7 @@ typedef struct {
 typedef struct {
     ngx_rpc_redis_t             *redis;
     ngx_rpc_metrics_t           *metrics;
+    ngx_array_t                  limit_uses;
     /* rpc_route and rpc_cache_valid as declared, checked after merge */
     ngx_array_t                  uses;
 } ngx_rpc_main_conf_t;
@@ -633,6 +642,7 @@ char *ngx_rpc_websocket_protocols(ngx_conf_t *cf, ngx_command_t *cmd,
 /* ngx_rpc_limit.c */
 ngx_int_t ngx_rpc_limit_call(ngx_rpc_call_t *call);
 void ngx_rpc_limit_cancel(ngx_rpc_call_t *call);
+ngx_int_t ngx_rpc_limit_init(ngx_conf_t *cf);
 char *ngx_rpc_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_rpc_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_rpc_limit_cost_slot(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -61,9 +61,10 @@ ngx_rpc_limit_call(ngx_rpc_call_t *call)
     uint32_t               hash;
     ngx_int_t              rc, refuse;
     ngx_str_t              key;
-    ngx_uint_t             i, n, cost, excess, drained, ms, over, level;
+    ngx_uint_t             i, n, cost, excess, drained, over, level;
     ngx_uint_t             next[NGX_RPC_LIMITS_MAX];
     ngx_msec_t             delay, wait;
+    ngx_msec_int_t         d;
     ngx_rpc_limit_t       *limit;
     ngx_rpc_message_t     *ctx;
     ngx_rpc_loc_conf_t    *rlcf;
@@ -78,13 +79,21 @@ ngx_rpc_limit_call(ngx_rpc_call_t *call)
     }
 
     cost = 1000 * ngx_rpc_limit_cost(rlcf, &call->msg->method);
+
+    if (cost == 0) {
+        return NGX_OK;
+    }
+
     limit = rlcf->limits->elts;
     n = rlcf->limits->nelts;
 
     refuse = -1;
     delay = 0;
 
-    /* zones are locked in the order of the location: no two wait on each */
+    /*
+     * zones are locked in one order for all locations (rpc_limit sorts
+     * them), so that no two workers wait on each other
+     */
 
     for (i = 0; i < n; i++) {
         lctx = limit[i].zone->data;
@@ -93,6 +102,14 @@ ngx_rpc_limit_call(ngx_rpc_call_t *call)
             n = i;
             rc = NGX_ERROR;
             goto unlock;
+        }
+
+        /* an empty key is not limited, as with limit_req */
+
+        if (key.len == 0) {
+            node[i] = NULL;
+            next[i] = 0;
+            continue;
         }
 
         hash = ngx_crc32_short(key.data, key.len);
@@ -116,8 +133,18 @@ ngx_rpc_limit_call(ngx_rpc_call_t *call)
 
         /* as limit_req: what drained since, then this call's cost */
 
-        ms = (ngx_uint_t) (ngx_msec_int_t) (ngx_current_msec - node[i]->last);
-        drained = lctx->rate * ms / 1000;
+        /* another worker's clock may be a little ahead, as limit_req says */
+
+        d = (ngx_msec_int_t) (ngx_current_msec - node[i]->last);
+
+        if (d < -60000) {
+            d = 1;
+
+        } else if (d < 0) {
+            d = 0;
+        }
+
+        drained = lctx->rate * (ngx_uint_t) d / 1000;
         excess = node[i]->excess + cost;
 
         next[i] = (excess > drained && !node[i]->fresh) ? excess - drained : 0;
@@ -142,14 +169,19 @@ ngx_rpc_limit_call(ngx_rpc_call_t *call)
                       next[refuse] / 1000, next[refuse] % 1000,
                       &limit[refuse].zone->shm.name, &call->msg->method);
 
-        rc = rlcf->limit_dry_run ? NGX_OK : NGX_DECLINED;
+        /* a dry run lets the call go, uncharged, as limit_req does */
 
-        if (rc == NGX_DECLINED) {
-            wait = (ngx_msec_t) ((next[refuse] - limit[refuse].burst) * 1000
-                                 / lctx->rate);
-            ctx->retry = ngx_max(ctx->retry, wait);
+        if (rlcf->limit_dry_run) {
+            rc = NGX_OK;
             goto unlock;
         }
+
+        wait = (ngx_msec_t) ((next[refuse] - limit[refuse].burst) * 1000
+                             / lctx->rate);
+        ctx->retry = ngx_max(ctx->retry, wait);
+
+        rc = NGX_DECLINED;
+        goto unlock;
     }
 
     /* admitted by all: charged to all */
@@ -164,7 +196,7 @@ ngx_rpc_limit_call(ngx_rpc_call_t *call)
 
     rc = NGX_OK;
 
-    if (delay && !rlcf->limit_dry_run && refuse < 0) {
+    if (delay && !rlcf->limit_dry_run) {
         /* a delay is logged a level lower, as limit_req does */
 
         level = (rlcf->limit_log_level == NGX_LOG_INFO)
@@ -229,7 +261,7 @@ ngx_rpc_limit_key(ngx_rpc_message_t *ctx, ngx_uint_t i, ngx_str_t *key)
             return NGX_ERROR;
         }
 
-        /* an empty key is not limited, as with limit_req; 64k at most */
+        /* known even when empty; 64k at most */
 
         if (keys[i].data == NULL) {
             keys[i].data = (u_char *) "";
@@ -460,6 +492,32 @@ ngx_rpc_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
+/* every zone of rpc_limit is an rpc_limit_zone: known once all are read */
+
+ngx_int_t
+ngx_rpc_limit_init(ngx_conf_t *cf)
+{
+    ngx_uint_t             i;
+    ngx_rpc_limit_use_t   *use;
+    ngx_rpc_main_conf_t   *rmcf;
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_rpc_module);
+    use = rmcf->limit_uses.elts;
+
+    for (i = 0; i < rmcf->limit_uses.nelts; i++) {
+        if (use[i].zone->init != ngx_rpc_limit_init_zone) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "\"rpc_limit\" zone \"%V\" is not declared by "
+                          "\"rpc_limit_zone\" in %s:%ui",
+                          &use[i].zone->shm.name, use[i].file, use[i].line);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 /* rpc_limit_zone KEY zone=NAME:SIZE rate=RATE */
 
 char *
@@ -577,6 +635,12 @@ ngx_rpc_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     if (shm_zone->data) {
+        if (shm_zone->init != ngx_rpc_limit_init_zone) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "zone \"%V\" is already used", &name);
+            return NGX_CONF_ERROR;
+        }
+
         lctx = shm_zone->data;
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -599,12 +663,15 @@ ngx_rpc_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_rpc_loc_conf_t  *rlcf = conf;
 
-    ngx_int_t         burst, delay;
-    ngx_str_t        *value, s;
-    ngx_uint_t        i;
-    ngx_shm_zone_t   *shm_zone;
-    ngx_rpc_limit_t  *limit, *limits;
+    ngx_int_t               burst, delay;
+    ngx_str_t              *value, s;
+    ngx_uint_t              i;
+    ngx_shm_zone_t         *shm_zone;
+    ngx_rpc_limit_t        *limit, *limits;
+    ngx_rpc_limit_use_t    *use;
+    ngx_rpc_main_conf_t    *rmcf;
 
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_rpc_module);
     value = cf->args->elts;
 
     shm_zone = NULL;
@@ -691,9 +758,29 @@ ngx_rpc_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* in the order of the zones' addresses: the same in every location */
+
+    limits = rlcf->limits->elts;
+
+    while (limit > limits && (limit - 1)->zone > shm_zone) {
+        *limit = *(limit - 1);
+        limit--;
+    }
+
     limit->zone = shm_zone;
     limit->burst = burst * 1000;
     limit->delay = ngx_min(delay, burst) * 1000;
+
+    /* checked once every zone is known: it must be an rpc_limit_zone */
+
+    use = ngx_array_push(&rmcf->limit_uses);
+    if (use == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    use->zone = shm_zone;
+    use->file = cf->conf_file->file.name.data;
+    use->line = cf->conf_file->line;
 
     return NGX_CONF_OK;
 }

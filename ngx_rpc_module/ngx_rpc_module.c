@@ -461,7 +461,9 @@ ngx_rpc_init(ngx_conf_t *cf)
         }
     }
 
-    if (ngx_rpc_metrics_init(cf) != NGX_OK) {
+    if (ngx_rpc_metrics_init(cf) != NGX_OK
+        || ngx_rpc_limit_init(cf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -506,6 +508,13 @@ ngx_rpc_create_main_conf(ngx_conf_t *cf)
 
     conf->metrics = ngx_rpc_metrics_create(cf);
     if (conf->metrics == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&conf->limit_uses, cf->pool, 2,
+                       sizeof(ngx_rpc_limit_use_t))
+        != NGX_OK)
+    {
         return NULL;
     }
 
