@@ -541,6 +541,9 @@ struct ngx_rpc_session_s {
 };
 
 
+/* ngx_rpc_module.c */
+ngx_shm_zone_t *ngx_rpc_conf_zone(ngx_conf_t *cf, ngx_str_t *value);
+
 /* ngx_rpc_util.c */
 ngx_int_t ngx_rpc_chain_add(ngx_pool_t *pool, ngx_chain_t ***ll,
     u_char *data, size_t len);

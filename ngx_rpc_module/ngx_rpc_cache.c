@@ -641,42 +641,19 @@ ngx_rpc_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 char *
 ngx_rpc_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    u_char           *p;
     ssize_t           size, max_entry;
-    ngx_str_t        *value, name, s;
+    ngx_str_t        *value, s;
     ngx_shm_zone_t   *shm_zone;
     ngx_rpc_cache_t  *cache;
 
     value = cf->args->elts;
 
-    p = (u_char *) ngx_strchr(value[1].data, ':');
-
-    if (p == NULL || p == value[1].data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone \"%V\", expected NAME:SIZE",
-                           &value[1]);
+    shm_zone = ngx_rpc_conf_zone(cf, &value[1]);
+    if (shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    name.data = value[1].data;
-    name.len = p - value[1].data;
-
-    s.data = p + 1;
-    s.len = value[1].data + value[1].len - s.data;
-
-    size = ngx_parse_size(&s);
-
-    if (size == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone size \"%V\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is too small", &value[1]);
-        return NGX_CONF_ERROR;
-    }
+    size = shm_zone->shm.size;
 
     max_entry = size / 8;
 
@@ -706,17 +683,6 @@ ngx_rpc_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     cache->max_entry = max_entry;
-
-    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_rpc_module);
-    if (shm_zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (shm_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "duplicate zone \"%V\"", &name);
-        return NGX_CONF_ERROR;
-    }
 
     shm_zone->init = ngx_rpc_cache_init_zone;
     shm_zone->data = cache;

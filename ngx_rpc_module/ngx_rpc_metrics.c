@@ -72,6 +72,9 @@ static ngx_rpc_mx_upstream_t *ngx_rpc_metrics_find(
     ngx_http_upstream_conf_t *conf);
 static ngx_int_t ngx_rpc_metrics_handler(ngx_http_request_t *r);
 static void ngx_rpc_metrics_sum(ngx_rpc_metrics_t *mx, uint64_t *sum);
+static u_char *ngx_rpc_metrics_upstream_counter(u_char *p,
+    ngx_rpc_metrics_t *mx, uint64_t *sum, char *name, char *help,
+    ngx_uint_t cell);
 static u_char *ngx_rpc_metrics_head(u_char *p, char *name, char *type,
     char *help);
 static u_char *ngx_rpc_metrics_hist(u_char *p, char *name, u_char *labels,
@@ -589,7 +592,7 @@ ngx_rpc_metrics_handler(ngx_http_request_t *r)
 {
     size_t                  size;
     u_char                 *p, *q, *lb;
-    uint64_t               *sum, *up, n, bytes;
+    uint64_t               *sum, *up, *stats, n;
     ngx_buf_t              *b;
     ngx_int_t               rc;
     ngx_str_t              *name, *srv;
@@ -614,8 +617,10 @@ ngx_rpc_metrics_handler(ngx_http_request_t *r)
 
     sum = ngx_pcalloc(r->pool, (mx->ncells + mx->nworkers) * sizeof(uint64_t));
     lb = ngx_pnalloc(r->pool, 4 * mx->max_label + 64);
+    stats = ngx_palloc(r->pool,
+                       (2 * mx->cache_zones.nelts + 1) * sizeof(uint64_t));
 
-    if (sum == NULL || lb == NULL) {
+    if (sum == NULL || lb == NULL || stats == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -712,37 +717,36 @@ ngx_rpc_metrics_handler(ngx_http_request_t *r)
                         ngx_rpc_mx_cache[i], sum[mx->cache + i]);
     }
 
+    /* each zone's lock taken once: entries and bytes, then both shown */
+
     zone = mx->cache_zones.elts;
+
+    for (i = 0; i < mx->cache_zones.nelts; i++) {
+        ngx_rpc_cache_stats(zone[i], &stats[2 * i], &stats[2 * i + 1]);
+    }
 
     p = ngx_rpc_metrics_head(p, "rpc_cache_entries", "gauge",
                              "Entries in a cache zone");
 
     for (i = 0; i < mx->cache_zones.nelts; i++) {
-        ngx_rpc_cache_stats(zone[i], &n, &bytes);
         p = ngx_sprintf(p, "rpc_cache_entries{zone=\"");
         p = ngx_rpc_metrics_escape(p, &zone[i]->shm.name);
-        p = ngx_sprintf(p, "\"} %uL\n", n);
+        p = ngx_sprintf(p, "\"} %uL\n", stats[2 * i]);
     }
 
     p = ngx_rpc_metrics_head(p, "rpc_cache_bytes", "gauge",
                              "Bytes of a cache zone in use (whole pages)");
 
     for (i = 0; i < mx->cache_zones.nelts; i++) {
-        ngx_rpc_cache_stats(zone[i], &n, &bytes);
         p = ngx_sprintf(p, "rpc_cache_bytes{zone=\"");
         p = ngx_rpc_metrics_escape(p, &zone[i]->shm.name);
-        p = ngx_sprintf(p, "\"} %uL\n", bytes);
+        p = ngx_sprintf(p, "\"} %uL\n", stats[2 * i + 1]);
     }
 
-    p = ngx_rpc_metrics_head(p, "rpc_upstream_requests_total", "counter",
-                             "Upstream HTTP requests");
-
-    for (i = 0; i < nup; i++) {
-        up = &sum[mx->upstreams + i * mx->upstream_cells];
-        p = ngx_sprintf(p, "rpc_upstream_requests_total{upstream=\"");
-        p = ngx_rpc_metrics_escape(p, &u[i].name);
-        p = ngx_sprintf(p, "\"} %uL\n", up[NGX_RPC_MX_UP_REQUESTS]);
-    }
+    p = ngx_rpc_metrics_upstream_counter(p, mx, sum,
+                                         "rpc_upstream_requests_total",
+                                         "Upstream HTTP requests",
+                                         NGX_RPC_MX_UP_REQUESTS);
 
     p = ngx_rpc_metrics_head(p, "rpc_upstream_request_calls", "histogram",
                              "Calls in an upstream request");
@@ -770,27 +774,16 @@ ngx_rpc_metrics_handler(ngx_http_request_t *r)
         }
     }
 
-    p = ngx_rpc_metrics_head(p, "rpc_upstream_fallback_calls_total",
-                             "counter",
-                             "Calls of a batch the upstream refused, sent "
-                             "again one by one");
+    p = ngx_rpc_metrics_upstream_counter(p, mx, sum,
+                                         "rpc_upstream_fallback_calls_total",
+                                         "Calls of a batch the upstream "
+                                         "refused, sent again one by one",
+                                         NGX_RPC_MX_UP_FALLBACKS);
 
-    for (i = 0; i < nup; i++) {
-        up = &sum[mx->upstreams + i * mx->upstream_cells];
-        p = ngx_sprintf(p, "rpc_upstream_fallback_calls_total{upstream=\"");
-        p = ngx_rpc_metrics_escape(p, &u[i].name);
-        p = ngx_sprintf(p, "\"} %uL\n", up[NGX_RPC_MX_UP_FALLBACKS]);
-    }
-
-    p = ngx_rpc_metrics_head(p, "rpc_upstream_connections_total", "counter",
-                             "Upstream connections opened");
-
-    for (i = 0; i < nup; i++) {
-        up = &sum[mx->upstreams + i * mx->upstream_cells];
-        p = ngx_sprintf(p, "rpc_upstream_connections_total{upstream=\"");
-        p = ngx_rpc_metrics_escape(p, &u[i].name);
-        p = ngx_sprintf(p, "\"} %uL\n", up[NGX_RPC_MX_UP_CONNS]);
-    }
+    p = ngx_rpc_metrics_upstream_counter(p, mx, sum,
+                                         "rpc_upstream_connections_total",
+                                         "Upstream connections opened",
+                                         NGX_RPC_MX_UP_CONNS);
 
     p = ngx_rpc_metrics_head(p, "rpc_upstream_duration_seconds",
                              "histogram",
@@ -885,6 +878,30 @@ ngx_rpc_metrics_sum(ngx_rpc_metrics_t *mx, uint64_t *sum)
                                     += slot->cell[mx->gauges + NGX_RPC_MX_HELD];
         }
     }
+}
+
+
+/* a counter family with one series for each upstream */
+
+static u_char *
+ngx_rpc_metrics_upstream_counter(u_char *p, ngx_rpc_metrics_t *mx,
+    uint64_t *sum, char *name, char *help, ngx_uint_t cell)
+{
+    ngx_uint_t              i;
+    ngx_rpc_mx_upstream_t  *u;
+
+    p = ngx_rpc_metrics_head(p, name, "counter", help);
+
+    u = mx->upstream_list.elts;
+
+    for (i = 0; i < mx->upstream_list.nelts; i++) {
+        p = ngx_sprintf(p, "%s{upstream=\"", name);
+        p = ngx_rpc_metrics_escape(p, &u[i].name);
+        p = ngx_sprintf(p, "\"} %uL\n",
+                        sum[mx->upstreams + i * mx->upstream_cells + cell]);
+    }
+
+    return p;
 }
 
 
@@ -1459,9 +1476,7 @@ ngx_rpc_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_rpc_main_conf_t  *rmcf = conf;
 
-    u_char             *p;
-    ssize_t             size;
-    ngx_str_t          *value, name, s;
+    ngx_str_t          *value;
     ngx_rpc_metrics_t  *mx;
 
     mx = rmcf->metrics;
@@ -1472,38 +1487,8 @@ ngx_rpc_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    p = (u_char *) ngx_strchr(value[1].data, ':');
-
-    if (p == NULL || p == value[1].data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone \"%V\", NAME:SIZE expected",
-                           &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    name.data = value[1].data;
-    name.len = p - value[1].data;
-
-    s.data = p + 1;
-    s.len = value[1].data + value[1].len - s.data;
-
-    size = ngx_parse_size(&s);
-
-    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is too small, at least %uz bytes",
-                           &value[1], 8 * ngx_pagesize);
-        return NGX_CONF_ERROR;
-    }
-
-    mx->zone = ngx_shared_memory_add(cf, &name, size, &ngx_rpc_module);
+    mx->zone = ngx_rpc_conf_zone(cf, &value[1]);
     if (mx->zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (mx->zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is already used", &name);
         return NGX_CONF_ERROR;
     }
 

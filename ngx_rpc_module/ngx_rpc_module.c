@@ -1220,3 +1220,60 @@ ngx_rpc_set_ssl(ngx_conf_t *cf, ngx_rpc_loc_conf_t *rlcf)
 }
 
 #endif
+
+
+/*
+ * NAME:SIZE of rpc_cache_zone and rpc_metrics_zone: a zone of this module,
+ * at least 8 pages, of one directive only
+ */
+
+ngx_shm_zone_t *
+ngx_rpc_conf_zone(ngx_conf_t *cf, ngx_str_t *value)
+{
+    u_char          *p;
+    ssize_t          size;
+    ngx_str_t        name, s;
+    ngx_shm_zone_t  *shm_zone;
+
+    p = (u_char *) ngx_strlchr(value->data, value->data + value->len, ':');
+
+    if (p == NULL || p == value->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\", expected NAME:SIZE", value);
+        return NULL;
+    }
+
+    name.data = value->data;
+    name.len = p - value->data;
+
+    s.data = p + 1;
+    s.len = value->data + value->len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", value);
+        return NULL;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small, at least %uz bytes",
+                           value, 8 * ngx_pagesize);
+        return NULL;
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_rpc_module);
+    if (shm_zone == NULL) {
+        return NULL;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\"", &name);
+        return NULL;
+    }
+
+    return shm_zone;
+}
