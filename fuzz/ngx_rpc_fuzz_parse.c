@@ -69,6 +69,8 @@ static void ngx_rpc_fuzz_same_msg(ngx_rpc_msg_t *a, ngx_rpc_msg_t *b,
     off_t shift);
 static void ngx_rpc_fuzz_ranges(ngx_rpc_fuzz_parse_t *fp, u_char *body,
     size_t len);
+static void ngx_rpc_fuzz_member(ngx_rpc_fuzz_parse_t *fp,
+    ngx_rpc_range_t *params, u_char *body);
 static void ngx_rpc_fuzz_value(ngx_rpc_fuzz_parse_t *fp,
     ngx_rpc_range_t *range, ngx_uint_t type, ngx_rpc_msg_t *msg,
     u_char *body, size_t len);
@@ -469,7 +471,79 @@ ngx_rpc_fuzz_ranges(ngx_rpc_fuzz_parse_t *fp, u_char *body, size_t len)
 
             ngx_rpc_fuzz_value(fp, &v->range, v->type, NULL, body, len);
         }
+
+        if (msg[i].member[NGX_RPC_M_PARAMS].type == NGX_RPC_OBJECT) {
+            ngx_rpc_fuzz_member(fp, &msg[i].member[NGX_RPC_M_PARAMS].range,
+                                body);
+        }
     }
+}
+
+
+/*
+ * ngx_rpc_json_member(), as an event's params.subscription is found: the
+ * value found lies inside the object, and the object with a client's id
+ * spliced in its place is still one valid JSON object.
+ */
+
+static void
+ngx_rpc_fuzz_member(ngx_rpc_fuzz_parse_t *fp, ngx_rpc_range_t *params,
+    u_char *body)
+{
+    u_char                *obj, *buf, *q;
+    size_t                 n;
+    ngx_int_t              rc;
+    ngx_str_t              name;
+    ngx_rpc_range_t        r;
+    ngx_rpc_fuzz_parse_t   alone;
+
+    static u_char  id[] = "\"0x0123456789abcdef0123456789abcdef\"";
+
+    ngx_str_set(&name, "subscription");
+
+    obj = body + params->start;
+    n = params->end - params->start;
+
+    if (ngx_rpc_json_member(obj, obj + n, &name, &r) != NGX_OK) {
+        return;
+    }
+
+    ngx_rpc_fuzz_check(r.start > 0 && r.start < r.end
+                       && (size_t) r.end < n, "member outside the object");
+
+    buf = malloc(n - (r.end - r.start) + sizeof(id) - 1);
+    if (buf == NULL) {
+        abort();
+    }
+
+    q = ngx_cpymem(buf, obj, r.start);
+    q = ngx_cpymem(q, id, sizeof(id) - 1);
+    q = ngx_cpymem(q, obj + r.end, n - r.end);
+
+    ngx_memzero(&alone, sizeof(ngx_rpc_fuzz_parse_t));
+
+    alone.pool = ngx_create_pool(NGX_MIN_POOL_SIZE, &ngx_rpc_fuzz_log);
+    if (alone.pool == NULL) {
+        abort();
+    }
+
+    rc = ngx_rpc_parse_init(&alone.parser, alone.pool, &ngx_rpc_fuzz_log,
+                            fp->parser.max_depth, 1, 1);
+
+    if (rc == NGX_OK) {
+        rc = ngx_rpc_parse_feed(&alone.parser, buf, q - buf);
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_rpc_parse_finish(&alone.parser);
+    }
+
+    ngx_rpc_fuzz_check(rc == NGX_OK && alone.parser.error == 0
+                       && alone.parser.top == NGX_RPC_OBJECT,
+                       "spliced object is not valid");
+
+    ngx_destroy_pool(alone.pool);
+    free(buf);
 }
 
 

@@ -20,6 +20,7 @@
 #define NGX_RPC_PARSE_ERROR             -32700
 #define NGX_RPC_INVALID_REQUEST         -32600
 #define NGX_RPC_METHOD_NOT_FOUND        -32601
+#define NGX_RPC_INVALID_PARAMS          -32602
 
 /* gateway error codes, see README "Error codes" */
 #define NGX_RPC_UPSTREAM_UNAVAILABLE    -32000
@@ -34,6 +35,7 @@
 #define NGX_RPC_UPSTREAM_TOO_LARGE      -32009
 #define NGX_RPC_OVERLOADED              -32010
 #define NGX_RPC_LIMITED                 -32011
+#define NGX_RPC_TOO_MANY_SUBSCRIPTIONS  -32012
 
 /* nesting limit for values the gateway reads: replies, Redis values */
 #define NGX_RPC_VALUE_MAX_DEPTH         1024
@@ -198,6 +200,7 @@ typedef struct {
     unsigned                     start:1;
     unsigned                     first:1;
     unsigned                     last:1;
+    unsigned                     client:1;   /* frames from a server */
 } ngx_rpc_frame_t;
 
 
@@ -305,15 +308,21 @@ typedef struct {
 /* ngx_rpc_metrics_gauge() */
 #define NGX_RPC_MX_HELD                 0
 #define NGX_RPC_MX_WEBSOCKETS           1
+#define NGX_RPC_MX_SUBSCRIBERS          2
+#define NGX_RPC_MX_SUBSCRIPTIONS        3
 
 
 typedef struct {
     ngx_rpc_redis_t             *redis;
     ngx_rpc_metrics_t           *metrics;
     ngx_array_t                  limit_uses;
+    ngx_array_t                  subscribes; /* of ngx_rpc_subscribe_t * */
     /* rpc_route and rpc_cache_valid as declared, checked after merge */
     ngx_array_t                  uses;
 } ngx_rpc_main_conf_t;
+
+
+typedef struct ngx_rpc_subscribe_s  ngx_rpc_subscribe_t;
 
 
 typedef struct {
@@ -352,6 +361,14 @@ typedef struct {
     ngx_msec_t                   ws_idle_timeout;
     ngx_msec_t                   ws_ping_interval;
     ngx_msec_t                   ws_ping_timeout;
+    ngx_rpc_subscribe_t         *subscribe;
+    ngx_str_t                    sub_methods[3];  /* subscribe, unsubscribe,
+                                                     notification */
+    ngx_uint_t                   sub_max;
+    ngx_msec_t                   sub_linger;
+    ngx_msec_t                   sub_reconnect_min;
+    ngx_msec_t                   sub_reconnect_max;
+    ngx_msec_t                   sub_stall;
 } ngx_rpc_loc_conf_t;
 
 
@@ -361,6 +378,8 @@ typedef struct ngx_rpc_websocket_s  ngx_rpc_websocket_t;
 
 
 typedef struct ngx_rpc_call_s  ngx_rpc_call_t;
+typedef struct ngx_rpc_subscription_s  ngx_rpc_subscription_t;
+typedef struct ngx_rpc_subscriber_s  ngx_rpc_subscriber_t;
 
 
 /*
@@ -470,6 +489,8 @@ struct ngx_rpc_call_s {
     ngx_queue_t                  queue;
     ngx_rpc_redis_cmd_t         *lookup;
     ngx_event_t                  delay;     /* rpc_limit without nodelay */
+    ngx_rpc_subscription_t      *subscription; /* waits on it (queue) */
+    ngx_rpc_subscriber_t        *subscriber;   /* made for it */
     ngx_int_t                    error;
     unsigned                     notification:1;
     unsigned                     send:1;
@@ -479,6 +500,7 @@ struct ngx_rpc_call_s {
     unsigned                     answer_error:1;
     unsigned                     answer_code_ok:1;
     unsigned                     cache_status:3;
+    unsigned                     subscribe:2;   /* NGX_RPC_SUBSCRIBE_* */
 };
 
 
@@ -537,12 +559,98 @@ struct ngx_rpc_session_s {
     ngx_uint_t                   calls;
     ngx_str_t                    cache_key;  /* rpc_cache_key's value */
     ngx_str_t                   *limit_keys; /* of its rpc_limit zones */
+    ngx_queue_t                  subscribers;
+    ngx_uint_t                   nsubscribers;
+    ngx_uint_t                   subscribing;  /* calls waiting for one */
     unsigned                     cache_key_set:1;
 };
 
 
+/* WebSocket client to the node, per worker (ngx_rpc_wsclient.c) */
+typedef struct ngx_rpc_wsclient_s  ngx_rpc_wsclient_t;
+
+#define NGX_RPC_WSC_IDLE                0
+#define NGX_RPC_WSC_CONNECTING          1
+#define NGX_RPC_WSC_OPEN                2
+#define NGX_RPC_WSC_BACKOFF             3
+
+
+/*
+ * rpc_subscribe_pass of one location and, per worker, its subscriptions:
+ * by key (method and params), and by the node's id while live on the
+ * connection of the current generation.
+ */
+struct ngx_rpc_subscribe_s {
+    ngx_http_upstream_srv_conf_t  *upstream;
+    ngx_str_t                      uri;
+    ngx_str_t                      host;
+    ngx_uint_t                     wss;
+    ngx_rpc_loc_conf_t            *conf;
+    ngx_rpc_wsclient_t            *client;
+    ngx_rbtree_t                   keys;
+    ngx_rbtree_node_t              keys_sentinel;
+    ngx_rbtree_t                   ids;
+    ngx_rbtree_node_t              ids_sentinel;
+    ngx_queue_t                    all;
+    ngx_uint_t                     nall;
+    ngx_uint_t                     next_op;
+    ngx_uint_t                     generation;
+    ngx_event_t                    stall;
+    ngx_event_t                    stop;
+    ngx_msec_t                     last_event;
+    unsigned                       ready:1;
+};
+
+
+/*
+ * One subscription of the node, shared by the clients of this worker with
+ * the same key.  Heap memory: freed when neither a subscriber nor a call
+ * waits on it and its linger ends, or the node refused it.
+ */
+struct ngx_rpc_subscription_s {
+    ngx_str_node_t                 sn;       /* key: method, params */
+    ngx_str_node_t                 un;       /* the node's id, when live */
+    ngx_rpc_subscribe_t           *sub;
+    ngx_str_t                      method;
+    ngx_str_t                      params;
+    ngx_queue_t                    queue;    /* in sub->all */
+    ngx_queue_t                    subscribers;
+    ngx_queue_t                    calls;    /* waiting for the node */
+    ngx_uint_t                     op;       /* subscribe sent, 0: none */
+    ngx_uint_t                     generation;
+    ngx_event_t                    linger;
+    unsigned                       live:1;
+    unsigned                       busy:1;     /* being freed */
+};
+
+
+/*
+ * A client's subscription, with the id the gateway made for it.  Events
+ * before its subscribe answer went out are held.  Heap memory: freed on
+ * unsubscribe or when its session ends.
+ */
+struct ngx_rpc_subscriber_s {
+    u_char                         id[2 + 2 + 32]; /* "0x..." */
+    ngx_rpc_subscription_t        *subscription;
+    ngx_rpc_session_t             *session;
+    ngx_queue_t                    queue;    /* in the subscription's */
+    ngx_queue_t                    link;     /* in the session's */
+    ngx_chain_t                   *held;
+    ngx_chain_t                  **last_held;
+    size_t                         held_size;
+    unsigned                       active:1;
+};
+
+
+/* call->subscribe */
+#define NGX_RPC_SUBSCRIBE               1
+#define NGX_RPC_UNSUBSCRIBE             2
+
+
 /* ngx_rpc_module.c */
 ngx_shm_zone_t *ngx_rpc_conf_zone(ngx_conf_t *cf, ngx_str_t *value);
+ngx_http_upstream_srv_conf_t *ngx_rpc_conf_upstream(ngx_conf_t *cf,
+    ngx_str_t *url, ngx_str_t *uri, ngx_uint_t *tls, ngx_uint_t ws);
 
 /* ngx_rpc_util.c */
 ngx_int_t ngx_rpc_chain_add(ngx_pool_t *pool, ngx_chain_t ***ll,
@@ -551,6 +659,9 @@ ngx_pool_t *ngx_rpc_pool_get(ngx_log_t *log);
 void ngx_rpc_pool_free(void *data);
 void ngx_rpc_pool_exit(void);
 ngx_int_t ngx_rpc_utf8(ngx_rpc_utf8_t *u, u_char ch);
+u_char *ngx_rpc_squeeze(u_char *p, u_char *last);
+ngx_int_t ngx_rpc_json_member(u_char *start, u_char *last, ngx_str_t *name,
+    ngx_rpc_range_t *range);
 void *ngx_rpc_shm_tree(ngx_shm_zone_t *shm_zone, size_t size, char *name,
     ngx_rbtree_insert_pt insert);
 
@@ -558,6 +669,11 @@ void *ngx_rpc_shm_tree(ngx_shm_zone_t *shm_zone, size_t size, char *name,
 void ngx_rpc_frame_init(ngx_rpc_frame_t *f, off_t max_size);
 ngx_int_t ngx_rpc_frame_read(ngx_rpc_frame_t *f, u_char **pos, u_char *last);
 u_char *ngx_rpc_frame_write_head(u_char *p, ngx_uint_t opcode, size_t len);
+u_char *ngx_rpc_frame_write_masked(u_char *p, ngx_uint_t opcode,
+    u_char *data, size_t len, u_char *mask);
+void ngx_rpc_frame_accept(u_char *key, size_t len, u_char *accept);
+ngx_int_t ngx_rpc_frame_response(u_char *p, u_char *last, u_char *accept,
+    size_t *len, ngx_uint_t *status, char **reason);
 
 /* ngx_rpc_parse.c */
 ngx_int_t ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool,
@@ -598,6 +714,7 @@ void ngx_rpc_call_done(ngx_rpc_call_t *call, ngx_int_t code);
 void ngx_rpc_call_cancel(ngx_rpc_call_t *call, ngx_int_t code);
 void ngx_rpc_call_cancel_all(ngx_rpc_message_t *ctx, ngx_int_t code);
 ngx_int_t ngx_rpc_call_hold(ngx_rpc_call_t *call, ngx_uint_t max);
+ngx_int_t ngx_rpc_call_start(ngx_rpc_call_t *call);
 void ngx_rpc_message_wake(ngx_rpc_message_t *ctx);
 
 /* ngx_rpc_redis.c */
@@ -639,8 +756,36 @@ void ngx_rpc_message_free(void *data);
 ngx_uint_t ngx_rpc_websocket_upgrade(ngx_http_request_t *r);
 ngx_int_t ngx_rpc_websocket_handler(ngx_http_request_t *r);
 ngx_int_t ngx_rpc_websocket_close_code(ngx_rpc_session_t *s);
+ngx_int_t ngx_rpc_websocket_event(ngx_rpc_session_t *s, ngx_chain_t *in);
 char *ngx_rpc_websocket_protocols(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+/* ngx_rpc_subscribe.c */
+ngx_uint_t ngx_rpc_subscribe_method(ngx_rpc_loc_conf_t *rlcf,
+    ngx_str_t *name);
+ngx_int_t ngx_rpc_subscribe_call(ngx_rpc_call_t *call);
+void ngx_rpc_subscribe_cancel(ngx_rpc_call_t *call);
+void ngx_rpc_subscribe_answered(ngx_rpc_message_t *ctx);
+void ngx_rpc_subscribe_close(ngx_rpc_session_t *s);
+void ngx_rpc_subscribe_open(ngx_rpc_subscribe_t *sub);
+void ngx_rpc_subscribe_message(ngx_rpc_subscribe_t *sub, u_char *data,
+    size_t len);
+void ngx_rpc_subscribe_lost(ngx_rpc_subscribe_t *sub);
+void ngx_rpc_subscribe_exit(ngx_cycle_t *cycle);
+char *ngx_rpc_subscribe_pass(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_rpc_subscribe_methods(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_rpc_subscribe_reconnect(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* ngx_rpc_wsclient.c */
+ngx_int_t ngx_rpc_wsclient_start(ngx_rpc_subscribe_t *sub);
+ngx_uint_t ngx_rpc_wsclient_state(ngx_rpc_subscribe_t *sub);
+ngx_int_t ngx_rpc_wsclient_send(ngx_rpc_subscribe_t *sub, u_char *data,
+    size_t len);
+void ngx_rpc_wsclient_reset(ngx_rpc_subscribe_t *sub, char *reason);
+void ngx_rpc_wsclient_stop(ngx_rpc_subscribe_t *sub);
 
 /* ngx_rpc_limit.c */
 ngx_int_t ngx_rpc_limit_call(ngx_rpc_call_t *call);

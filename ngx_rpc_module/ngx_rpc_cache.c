@@ -33,7 +33,6 @@ typedef struct {
 
 
 static ngx_int_t ngx_rpc_cache_key(ngx_rpc_call_t *call);
-static u_char *ngx_rpc_cache_squeeze(u_char *p, u_char *last);
 static ngx_int_t ngx_rpc_cache_get(ngx_rpc_cache_t *cache,
     ngx_rpc_call_t *call, ngx_pool_t *pool);
 static void ngx_rpc_cache_put(ngx_rpc_cache_t *cache, ngx_rpc_call_t *call,
@@ -205,7 +204,7 @@ ngx_rpc_cache_key(ngx_rpc_call_t *call)
     *last++ = '\n';
 
     if (msg->member[NGX_RPC_M_PARAMS].type != NGX_RPC_NONE) {
-        last = ngx_rpc_cache_squeeze(last,
+        last = ngx_rpc_squeeze(last,
                    ngx_rpc_parse_copy_to(parser,
                                   &msg->member[NGX_RPC_M_PARAMS].range, last));
     }
@@ -215,45 +214,6 @@ ngx_rpc_cache_key(ngx_rpc_call_t *call)
     call->hash = ngx_murmur_hash2(p, call->key.len);
 
     return NGX_OK;
-}
-
-
-/* drops whitespace outside strings in place, returns the new end */
-
-static u_char *
-ngx_rpc_cache_squeeze(u_char *p, u_char *last)
-{
-    u_char      *d;
-    ngx_uint_t   str, esc;
-
-    d = p;
-    str = 0;
-    esc = 0;
-
-    for ( /* void */ ; p < last; p++) {
-
-        if (str) {
-            if (esc) {
-                esc = 0;
-
-            } else if (*p == '\\') {
-                esc = 1;
-
-            } else if (*p == '"') {
-                str = 0;
-            }
-
-        } else if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
-            continue;
-
-        } else if (*p == '"') {
-            str = 1;
-        }
-
-        *d++ = *p;
-    }
-
-    return d;
 }
 
 

@@ -31,6 +31,23 @@ ngx_rpc_call_hold(ngx_rpc_call_t *call, ngx_uint_t max)
 }
 
 
+/*
+ * Past rpc_limit, the call is answered by a subscription of its session's,
+ * from the cache, or sent upstream: NGX_OK (answered), NGX_DECLINED (to
+ * send), NGX_AGAIN (waiting), NGX_ERROR, as ngx_rpc_cache_lookup() says.
+ */
+
+ngx_int_t
+ngx_rpc_call_start(ngx_rpc_call_t *call)
+{
+    if (call->subscribe) {
+        return ngx_rpc_subscribe_call(call);
+    }
+
+    return ngx_rpc_cache_lookup(call);
+}
+
+
 /* the call waits for an answer from elsewhere */
 
 void
@@ -128,6 +145,7 @@ ngx_rpc_call_cancel(ngx_rpc_call_t *call, ngx_int_t code)
     }
 
     ngx_rpc_limit_cancel(call);
+    ngx_rpc_subscribe_cancel(call);
     ngx_rpc_dispatcher_cancel(call);
 
     ngx_rpc_call_done(call, code);

@@ -373,7 +373,7 @@ ngx_rpc_limit_cost(ngx_rpc_loc_conf_t *rlcf, ngx_str_t *method)
 }
 
 
-/* a delayed call goes on its way: the cache, then upstream */
+/* a delayed call goes on its way */
 
 static void
 ngx_rpc_limit_delay_handler(ngx_event_t *ev)
@@ -387,7 +387,7 @@ ngx_rpc_limit_delay_handler(ngx_event_t *ev)
     ctx = call->ctx;
     c = ctx->request->connection;
 
-    rc = ngx_rpc_cache_lookup(call);
+    rc = ngx_rpc_call_start(call);
 
     if (rc == NGX_ERROR) {
         ngx_rpc_call_done(call, NGX_RPC_UPSTREAM_UNAVAILABLE);

@@ -142,6 +142,20 @@ ngx_rpc_message_dispatch(ngx_rpc_message_t *ctx)
             continue;
         }
 
+        /* never over HTTP: a subscription needs the client's socket */
+
+        call->subscribe = ngx_rpc_subscribe_method(rlcf, &msg[i].method);
+
+        if (call->subscribe
+            && (ctx->session->ws == NULL || rlcf->subscribe == NULL))
+        {
+            ngx_log_error(NGX_LOG_INFO, log, 0,
+                          "rpc: method \"%V\" needs a WebSocket with "
+                          "rpc_subscribe_pass", &msg[i].method);
+            ngx_rpc_call_done(call, NGX_RPC_METHOD_NOT_FOUND);
+            continue;
+        }
+
         if (ngx_rpc_call_hold(call, rlcf->max_pending) != NGX_OK) {
             ngx_rpc_call_done(call, NGX_RPC_OVERLOADED);
             refused++;
@@ -169,7 +183,7 @@ ngx_rpc_message_dispatch(ngx_rpc_message_t *ctx)
             continue;
         }
 
-        rc = ngx_rpc_cache_lookup(call);
+        rc = ngx_rpc_call_start(call);
 
         if (rc == NGX_ERROR) {
             return NGX_ERROR;

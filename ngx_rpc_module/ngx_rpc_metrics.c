@@ -26,7 +26,7 @@
 #define NGX_RPC_MX_OUTCOMES     19
 #define NGX_RPC_MX_KINDS        6
 #define NGX_RPC_MX_CACHE        10
-#define NGX_RPC_MX_GAUGES       2
+#define NGX_RPC_MX_GAUGES       4
 
 /* the cells of an upstream, after its calls-per-request histogram */
 #define NGX_RPC_MX_UP_REQUESTS  0
@@ -352,7 +352,7 @@ ngx_rpc_metrics_cache(ngx_uint_t what)
 }
 
 
-/* NGX_RPC_MX_HELD or NGX_RPC_MX_WEBSOCKETS: this worker's value now */
+/* NGX_RPC_MX_HELD, _WEBSOCKETS, ...: this worker's value now */
 
 void
 ngx_rpc_metrics_gauge(ngx_uint_t what, ngx_uint_t value)
@@ -817,6 +817,16 @@ ngx_rpc_metrics_handler(ngx_http_request_t *r)
     p = ngx_sprintf(p, "rpc_websocket_connections %uL\n",
                     sum[mx->gauges + NGX_RPC_MX_WEBSOCKETS]);
 
+    p = ngx_rpc_metrics_head(p, "rpc_subscriptions", "gauge",
+                             "Subscriptions of clients open");
+    p = ngx_sprintf(p, "rpc_subscriptions %uL\n",
+                    sum[mx->gauges + NGX_RPC_MX_SUBSCRIBERS]);
+
+    p = ngx_rpc_metrics_head(p, "rpc_upstream_subscriptions", "gauge",
+                             "Subscriptions the workers hold on nodes");
+    p = ngx_sprintf(p, "rpc_upstream_subscriptions %uL\n",
+                    sum[mx->gauges + NGX_RPC_MX_SUBSCRIPTIONS]);
+
     b->last = p;
 
     r->headers_out.status = NGX_HTTP_OK;
@@ -870,8 +880,9 @@ ngx_rpc_metrics_sum(ngx_rpc_metrics_t *mx, uint64_t *sum)
             continue;
         }
 
-        sum[mx->gauges + NGX_RPC_MX_WEBSOCKETS]
-                              += slot->cell[mx->gauges + NGX_RPC_MX_WEBSOCKETS];
+        for (j = NGX_RPC_MX_WEBSOCKETS; j < NGX_RPC_MX_GAUGES; j++) {
+            sum[mx->gauges + j] += slot->cell[mx->gauges + j];
+        }
 
         if (slot->worker < mx->nworkers) {
             sum[mx->ncells + slot->worker]

@@ -44,8 +44,6 @@ static char *ngx_rpc_check_bounds(ngx_conf_t *cf, void *post, void *data);
 static ngx_int_t ngx_rpc_conf_use(ngx_conf_t *cf, char *name, void *value,
     ngx_uint_t need);
 static void ngx_rpc_conf_used(ngx_conf_t *cf, ngx_rpc_loc_conf_t *rlcf);
-static ngx_http_upstream_srv_conf_t *ngx_rpc_upstream_add(ngx_conf_t *cf,
-    ngx_str_t *url, ngx_str_t *uri, ngx_uint_t *https);
 #if (NGX_HTTP_SSL)
 static ngx_int_t ngx_rpc_set_ssl(ngx_conf_t *cf, ngx_rpc_loc_conf_t *rlcf);
 #endif
@@ -326,6 +324,48 @@ static ngx_command_t  ngx_rpc_commands[] = {
       offsetof(ngx_rpc_loc_conf_t, ws_ping_timeout),
       NULL },
 
+    { ngx_string("rpc_subscribe_pass"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_rpc_subscribe_pass,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_subscribe_methods"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE3,
+      ngx_rpc_subscribe_methods,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_subscribe_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, sub_max),
+      &ngx_rpc_max_bounds },
+
+    { ngx_string("rpc_subscribe_linger"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, sub_linger),
+      NULL },
+
+    { ngx_string("rpc_subscribe_reconnect"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_rpc_subscribe_reconnect,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("rpc_subscribe_stall"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_rpc_loc_conf_t, sub_stall),
+      NULL },
+
     { ngx_string("rpc_metrics_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_rpc_metrics_zone,
@@ -485,6 +525,7 @@ ngx_rpc_exit_process(ngx_cycle_t *cycle)
         ngx_rpc_redis_close(rmcf->redis);
     }
 
+    ngx_rpc_subscribe_exit(cycle);
     ngx_rpc_metrics_exit_process();
     ngx_rpc_pool_exit();
 }
@@ -513,6 +554,13 @@ ngx_rpc_create_main_conf(ngx_conf_t *cf)
 
     if (ngx_array_init(&conf->limit_uses, cf->pool, 2,
                        sizeof(ngx_rpc_limit_use_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    if (ngx_array_init(&conf->subscribes, cf->pool, 1,
+                       sizeof(ngx_rpc_subscribe_t *))
         != NGX_OK)
     {
         return NULL;
@@ -589,6 +637,11 @@ ngx_rpc_create_loc_conf(ngx_conf_t *cf)
     conf->ws_idle_timeout = NGX_CONF_UNSET_MSEC;
     conf->ws_ping_interval = NGX_CONF_UNSET_MSEC;
     conf->ws_ping_timeout = NGX_CONF_UNSET_MSEC;
+    conf->sub_max = NGX_CONF_UNSET_UINT;
+    conf->sub_linger = NGX_CONF_UNSET_MSEC;
+    conf->sub_reconnect_min = NGX_CONF_UNSET_MSEC;
+    conf->sub_reconnect_max = NGX_CONF_UNSET_MSEC;
+    conf->sub_stall = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -710,6 +763,27 @@ ngx_rpc_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->ws_ping_timeout, prev->ws_ping_timeout,
                               30000);
 
+    ngx_conf_merge_str_value(conf->sub_methods[0], prev->sub_methods[0],
+                             "eth_subscribe");
+    ngx_conf_merge_str_value(conf->sub_methods[1], prev->sub_methods[1],
+                             "eth_unsubscribe");
+    ngx_conf_merge_str_value(conf->sub_methods[2], prev->sub_methods[2],
+                             "eth_subscription");
+    ngx_conf_merge_uint_value(conf->sub_max, prev->sub_max, 32);
+    ngx_conf_merge_msec_value(conf->sub_linger, prev->sub_linger, 10000);
+    ngx_conf_merge_msec_value(conf->sub_reconnect_min,
+                              prev->sub_reconnect_min, 100);
+    ngx_conf_merge_msec_value(conf->sub_reconnect_max,
+                              prev->sub_reconnect_max, 30000);
+    ngx_conf_merge_msec_value(conf->sub_stall, prev->sub_stall, 60000);
+
+    if (conf->subscribe && !conf->websocket) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"rpc_subscribe_pass\" needs \"rpc_websocket "
+                           "on\"");
+        return NGX_CONF_ERROR;
+    }
+
     /* routes declared here use this location's timeouts and retries */
 
     if (conf->routes != NGX_CONF_UNSET_PTR) {
@@ -760,8 +834,9 @@ ngx_rpc_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    rlcf->upstream.upstream = ngx_rpc_upstream_add(cf, &value[1],
-                                                   &rlcf->uri, &rlcf->https);
+    rlcf->upstream.upstream = ngx_rpc_conf_upstream(cf, &value[1],
+                                                    &rlcf->uri, &rlcf->https,
+                                                    0);
     if (rlcf->upstream.upstream == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -827,8 +902,8 @@ ngx_rpc_route(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    route->upstream->upstream = ngx_rpc_upstream_add(cf, &value[n], &uri,
-                                                     &route->https);
+    route->upstream->upstream = ngx_rpc_conf_upstream(cf, &value[n], &uri,
+                                                      &route->https, 0);
     if (route->upstream->upstream == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -844,12 +919,16 @@ ngx_rpc_route(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* NAME, HOST:PORT or http://HOST:PORT/URI, as proxy_pass takes them */
+/*
+ * NAME, HOST:PORT or http://HOST:PORT/URI, as proxy_pass takes them; ws://
+ * and wss:// in place of http:// and https:// for rpc_subscribe_pass
+ */
 
-static ngx_http_upstream_srv_conf_t *
-ngx_rpc_upstream_add(ngx_conf_t *cf, ngx_str_t *url, ngx_str_t *uri,
-    ngx_uint_t *https)
+ngx_http_upstream_srv_conf_t *
+ngx_rpc_conf_upstream(ngx_conf_t *cf, ngx_str_t *url, ngx_str_t *uri,
+    ngx_uint_t *tls, ngx_uint_t ws)
 {
+    size_t                         n;
     ngx_url_t                      u;
     ngx_http_upstream_srv_conf_t  *uscf;
 
@@ -857,25 +936,32 @@ ngx_rpc_upstream_add(ngx_conf_t *cf, ngx_str_t *url, ngx_str_t *uri,
 
     u.url = *url;
     u.default_port = 80;
-    *https = 0;
+    *tls = 0;
 
-    if (url->len > 7
-        && ngx_strncasecmp(url->data, (u_char *) "http://", 7) == 0)
+    n = ws ? sizeof("ws://") - 1 : sizeof("http://") - 1;
+
+    if (url->len > n
+        && ngx_strncasecmp(url->data, (u_char *) (ws ? "ws://" : "http://"),
+                           n)
+           == 0)
     {
-        u.url.data += 7;
-        u.url.len -= 7;
+        u.url.data += n;
+        u.url.len -= n;
 
-    } else if (url->len > 8
-               && ngx_strncasecmp(url->data, (u_char *) "https://", 8) == 0)
+    } else if (url->len > n + 1
+               && ngx_strncasecmp(url->data,
+                                  (u_char *) (ws ? "wss://" : "https://"),
+                                  n + 1)
+                  == 0)
     {
 #if (NGX_HTTP_SSL)
-        u.url.data += 8;
-        u.url.len -= 8;
+        u.url.data += n + 1;
+        u.url.len -= n + 1;
         u.default_port = 443;
-        *https = 1;
+        *tls = 1;
 #else
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "https upstreams need nginx built with "
+                           "TLS upstreams need nginx built with "
                            "ngx_http_ssl_module");
         return NULL;
 #endif
@@ -1145,7 +1231,7 @@ ngx_rpc_set_ssl(ngx_conf_t *cf, ngx_rpc_loc_conf_t *rlcf)
     ngx_rpc_route_t     *route;
     ngx_pool_cleanup_t  *cln;
 
-    need = rlcf->https;
+    need = rlcf->https || (rlcf->subscribe && rlcf->subscribe->wss);
 
     if (rlcf->routes != NGX_CONF_UNSET_PTR) {
         route = rlcf->routes->elts;

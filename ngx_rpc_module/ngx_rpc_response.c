@@ -32,6 +32,7 @@ static ngx_rpc_error_t  ngx_rpc_errors[] = {
     { NGX_RPC_PARSE_ERROR, "Parse error" },
     { NGX_RPC_INVALID_REQUEST, "Invalid Request" },
     { NGX_RPC_METHOD_NOT_FOUND, "Method not found" },
+    { NGX_RPC_INVALID_PARAMS, "Invalid params" },
     { NGX_RPC_UPSTREAM_UNAVAILABLE, "Upstream unavailable" },
     { NGX_RPC_UPSTREAM_TIMEOUT, "Upstream timed out" },
     { NGX_RPC_UPSTREAM_CLOSED,
@@ -45,6 +46,7 @@ static ngx_rpc_error_t  ngx_rpc_errors[] = {
     { NGX_RPC_UPSTREAM_TOO_LARGE, "Upstream reply too large" },
     { NGX_RPC_OVERLOADED, "Gateway overloaded" },
     { NGX_RPC_LIMITED, "Rate limit exceeded" },
+    { NGX_RPC_TOO_MANY_SUBSCRIPTIONS, "Too many subscriptions" },
     { 0, "Server error" }
 };
 

@@ -8,6 +8,9 @@
 #include "ngx_rpc.h"
 
 
+static u_char *ngx_rpc_json_skip(u_char *p, u_char *last);
+
+
 /* pools kept for reuse, and the most blocks a kept pool may have */
 #define NGX_RPC_POOLS_MAX    64
 #define NGX_RPC_POOL_BLOCKS  4
@@ -249,4 +252,177 @@ ngx_rpc_shm_tree(ngx_shm_zone_t *shm_zone, size_t size, char *name,
     shpool->log_nomem = 0;
 
     return tree;
+}
+
+
+/*
+ * drops whitespace outside strings of JSON text in place, returns the new
+ * end: the cache and subscription keys
+ */
+
+u_char *
+ngx_rpc_squeeze(u_char *p, u_char *last)
+{
+    u_char      *d;
+    ngx_uint_t   str, esc;
+
+    d = p;
+    str = 0;
+    esc = 0;
+
+    for ( /* void */ ; p < last; p++) {
+
+        if (str) {
+            if (esc) {
+                esc = 0;
+
+            } else if (*p == '\\') {
+                esc = 1;
+
+            } else if (*p == '"') {
+                str = 0;
+            }
+
+        } else if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+            continue;
+
+        } else if (*p == '"') {
+            str = 1;
+        }
+
+        *d++ = *p;
+    }
+
+    return d;
+}
+
+
+/*
+ * Finds the member name of the JSON object from start to last, valid JSON
+ * already parsed (an event's params): its value's range, as offsets from
+ * start.  A key with escapes matches no name.
+ */
+
+ngx_int_t
+ngx_rpc_json_member(u_char *start, u_char *last, ngx_str_t *name,
+    ngx_rpc_range_t *range)
+{
+    u_char      *p, *key, *value;
+    ngx_uint_t   match;
+
+    p = start + 1;
+
+    for ( ;; ) {
+        while (p < last && *p != '"' && *p != '}') {
+            p++;
+        }
+
+        if (p == last || *p == '}') {
+            return NGX_DECLINED;
+        }
+
+        key = p;
+        p = ngx_rpc_json_skip(p, last);
+
+        match = ((size_t) (p - key) == name->len + 2
+                 && ngx_strncmp(key + 1, name->data, name->len) == 0);
+
+        while (p < last && *p != ':') {
+            p++;
+        }
+
+        p++;
+
+        while (p < last
+               && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        {
+            p++;
+        }
+
+        value = p;
+        p = ngx_rpc_json_skip(p, last);
+
+        if (match) {
+            range->start = value - start;
+            range->end = p - start;
+            return NGX_OK;
+        }
+
+        while (p < last && *p != ',' && *p != '}') {
+            p++;
+        }
+
+        if (p == last || *p == '}') {
+            return NGX_DECLINED;
+        }
+
+        p++;
+    }
+}
+
+
+/* past one JSON value of valid JSON: a string, a number, an object, ... */
+
+static u_char *
+ngx_rpc_json_skip(u_char *p, u_char *last)
+{
+    ngx_uint_t  depth, str;
+
+    depth = 0;
+    str = 0;
+
+    for ( /* void */ ; p < last; p++) {
+
+        if (str) {
+            if (*p == '\\') {
+                p++;
+
+            } else if (*p == '"') {
+                str = 0;
+
+                if (depth == 0) {
+                    return p + 1;
+                }
+            }
+
+            continue;
+        }
+
+        switch (*p) {
+
+        case '"':
+            str = 1;
+            break;
+
+        case '{':
+        case '[':
+            depth++;
+            break;
+
+        case '}':
+        case ']':
+            if (depth == 0) {
+                return p;
+            }
+
+            if (--depth == 0) {
+                return p + 1;
+            }
+
+            break;
+
+        case ',':
+        case ' ':
+        case '\t':
+        case '\r':
+        case '\n':
+            if (depth == 0) {
+                return p;
+            }
+
+            break;
+        }
+    }
+
+    return p;
 }

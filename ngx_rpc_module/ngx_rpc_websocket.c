@@ -62,6 +62,7 @@ struct ngx_rpc_websocket_s {
     unsigned                     paused:1;
     unsigned                     counted:1;
     unsigned                     reading:1;
+    unsigned                     behind:1;  /* events over max_queued */
 };
 
 
@@ -212,6 +213,7 @@ ngx_rpc_websocket_handler(ngx_http_request_t *r)
     s->request = r;
     s->answer = ngx_rpc_websocket_answer;
     s->ws = ws;
+    ngx_queue_init(&s->subscribers);
 
     ws->session = s;
     ws->request = r;
@@ -835,6 +837,10 @@ ngx_rpc_websocket_answer(ngx_rpc_message_t *ctx)
         }
     }
 
+    /* the answer is out or queued: now the events of its subscriptions */
+
+    ngx_rpc_subscribe_answered(ctx);
+
     ngx_rpc_websocket_done(ws, ctx);
 
     if (ws->paused && ws->calls < ws->conf->ws_max_calls && !ngx_exiting) {
@@ -875,7 +881,8 @@ ngx_rpc_websocket_done(ngx_rpc_websocket_t *ws, ngx_rpc_message_t *ctx)
 /*
  * With no message in flight the connection is idle: the idle timer runs
  * (each read starts it again), and a worker that shuts down may close it
- * at once, dropping a message not read whole.
+ * at once, dropping a message not read whole.  A client with subscriptions
+ * is not silent, events go to it: only pings watch it then.
  */
 
 static void
@@ -896,7 +903,13 @@ ngx_rpc_websocket_idle(ngx_rpc_websocket_t *ws)
     }
 
     c->idle = 1;
-    ngx_add_timer(c->read, ws->conf->ws_idle_timeout);
+
+    if (ws->session->nsubscribers == 0) {
+        ngx_add_timer(c->read, ws->conf->ws_idle_timeout);
+
+    } else if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
 }
 
 
@@ -1086,6 +1099,15 @@ ngx_rpc_websocket_write_handler(ngx_event_t *wev)
     if (ws->error || ngx_rpc_websocket_flush(ws) != NGX_OK) {
         ngx_rpc_websocket_finalize(ws, NGX_HTTP_CLOSE);
         goto done;
+    }
+
+    if (ws->behind && !ws->closing) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "rpc: websocket: client does not read its events, "
+                      "%uz bytes queued, closing with %i",
+                      ws->queued, (ngx_int_t) NGX_RPC_WS_POLICY);
+        ngx_rpc_websocket_close(ws, NGX_RPC_WS_POLICY,
+                                "too many bytes queued");
     }
 
     if (ws->closing && ws->out == NULL && !c->buffered) {
@@ -1283,6 +1305,8 @@ ngx_rpc_websocket_cleanup(void *data)
         ws->buf = NULL;
     }
 
+    ngx_rpc_subscribe_close(ws->session);
+
     if (ws->ping.timer_set) {
         ngx_del_timer(&ws->ping);
     }
@@ -1326,6 +1350,47 @@ ngx_rpc_websocket_buf_release(void *data)
     if (--b->refs == 0) {
         ngx_free(b);
     }
+}
+
+
+/*
+ * An event of a subscription: a text frame, sent or queued.  A client that
+ * would queue more than rpc_websocket_max_queued (or in is NULL: its held
+ * events are too many) is closed with 1008 from its write handler, as the
+ * caller is fanning out to others; its events are dropped till then.
+ */
+
+ngx_int_t
+ngx_rpc_websocket_event(ngx_rpc_session_t *s, ngx_chain_t *in)
+{
+    ngx_int_t             rc;
+    ngx_connection_t     *c;
+    ngx_rpc_websocket_t  *ws;
+
+    ws = s->ws;
+    c = ws->request->connection;
+
+    if (ws->closing || ws->behind || ws->error) {
+        return NGX_DECLINED;
+    }
+
+    rc = in ? ngx_rpc_websocket_send(ws, NGX_RPC_WS_TEXT, in, 0)
+            : NGX_DECLINED;
+
+    if (rc == NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ws->behind = 1;
+
+    } else {
+        ws->error = 1;
+    }
+
+    ngx_post_event(c->write, &ngx_posted_events);
+
+    return rc;
 }
 
 
