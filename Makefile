@@ -8,6 +8,15 @@
 #                   (FUZZ_TARGETS=frame: one of them); make fuzz-ci: the
 #                   two parser targets, FUZZ_CI_TIME seconds each
 #   make bench-parse   parse cost per byte (bench/parse_bench.c)
+#   make install    the module, its load_module snippet mod-rpc.conf and the
+#                   link 50-mod-rpc.conf, in Debian's layout (DESTDIR,
+#                   PREFIX); make uninstall removes those three
+#   make deb        build-deb/libnginx-mod-rpc_VERSION_ARCH.deb with
+#                   debhelper (VERSION from debian/changelog), then lintian
+#   make test-deb   installs that package on this machine, serves a call
+#                   through the system nginx, purges it (t/pkg/deb.sh)
+#   make test-static   nginx from Debian's source with the module built in,
+#                   and t/001, t/004 and t/007 against it (t/pkg/static.sh)
 
 SHELL := /bin/bash
 NGX_SRC ?= /usr/share/nginx/src
@@ -18,7 +27,8 @@ CFLAGS_EXTRA ?=
 LDFLAGS_EXTRA ?=
 
 .PHONY: all deps deps-demo run stop test test-valgrind test-asan bench clean \
-        fuzz-deps fuzz-build fuzz fuzz-ci bench-parse
+        fuzz-deps fuzz-build fuzz fuzz-ci bench-parse \
+        deps-pkg install uninstall deb test-deb test-static clean-pkg
 
 all: $(BUILD)/ngx_rpc_module.so
 
@@ -61,6 +71,68 @@ test-asan: deps
 
 bench: deps all
 	./bench/run
+
+# --- install, the Debian package, the static build.  PREFIX and DESTDIR as
+# usual; /etc stays /etc (SYSCONFDIR).  Debian's nginx finds "modules/"
+# under its prefix (/usr/share/nginx/modules -> /usr/lib/nginx/modules), so
+# the snippet names the module so there, and by its full path elsewhere.
+
+PREFIX ?= /usr
+SYSCONFDIR ?= /etc
+NGX_MODULES_DIR ?= $(PREFIX)/lib/nginx/modules
+NGX_MODCONF_DIR ?= $(PREFIX)/share/nginx/modules-available
+NGX_ENABLED_DIR ?= $(SYSCONFDIR)/nginx/modules-enabled
+NGX_LOAD = $(if $(filter /usr/lib/nginx/modules,$(NGX_MODULES_DIR)),modules,$(NGX_MODULES_DIR))/ngx_rpc_module.so
+DEB_BUILD := $(TOP)/build-deb
+DEB_VERSION = $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+DEB_NAME = libnginx-mod-rpc_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
+# the package's files are dpkg's: make install and uninstall leave them be
+NOT_PKG = if [ -z "$(DESTDIR)" ] && dpkg-query -W -f='$${Status}' \
+              libnginx-mod-rpc 2>/dev/null | grep -q 'ok installed'; then \
+              echo "libnginx-mod-rpc is installed: apt-get remove it first" >&2; \
+              exit 1; fi
+
+deps-pkg:
+	@./t/deps.sh pkg
+
+install: all
+	@$(NOT_PKG)
+	install -d $(DESTDIR)$(NGX_MODULES_DIR) $(DESTDIR)$(NGX_MODCONF_DIR) \
+	    $(DESTDIR)$(NGX_ENABLED_DIR)
+	install -m 644 $(BUILD)/ngx_rpc_module.so $(DESTDIR)$(NGX_MODULES_DIR)/
+	echo 'load_module $(NGX_LOAD);' > $(DESTDIR)$(NGX_MODCONF_DIR)/mod-rpc.conf
+	chmod 644 $(DESTDIR)$(NGX_MODCONF_DIR)/mod-rpc.conf
+	ln -sfn $(NGX_MODCONF_DIR)/mod-rpc.conf \
+	    $(DESTDIR)$(NGX_ENABLED_DIR)/50-mod-rpc.conf
+
+uninstall:
+	@$(NOT_PKG)
+	rm -f $(DESTDIR)$(NGX_ENABLED_DIR)/50-mod-rpc.conf \
+	    $(DESTDIR)$(NGX_MODCONF_DIR)/mod-rpc.conf \
+	    $(DESTDIR)$(NGX_MODULES_DIR)/ngx_rpc_module.so
+
+# dpkg-buildpackage in a copy of what the package is made of, so that
+# debhelper's files stay out of the tree; its log in build-deb/build.log
+deb: deps-pkg
+	@rm -rf $(DEB_BUILD) && mkdir -p $(DEB_BUILD)/src
+	@cp -a config ngx_rpc_module conf-examples debian README.md $(DEB_BUILD)/src/
+	@echo "dpkg-buildpackage: log in $(DEB_BUILD)/build.log"
+	@cd $(DEB_BUILD)/src && dpkg-buildpackage -b -us -uc -j2 \
+	    > $(DEB_BUILD)/build.log 2>&1 || { tail -30 $(DEB_BUILD)/build.log; exit 1; }
+	lintian --fail-on error --info $(DEB_BUILD)/*.changes
+	@dpkg-deb -I $(DEB_BUILD)/$(DEB_NAME) | sed -n 's/^ \(Package\|Version\|Depends\):/  \1:/p'
+	@echo "built $(DEB_BUILD)/$(DEB_NAME)"
+
+test-deb: deb
+	./t/pkg/deb.sh $(DEB_BUILD)/$(DEB_NAME)
+
+test-static: deps
+	./t/pkg/static.sh $(TOP)/build-static
+
+clean: clean-pkg
+
+clean-pkg:
+	rm -rf build-deb build-static
 
 clean:
 	rm -rf build build-asan build.configure.log build-asan.configure.log

@@ -9,6 +9,8 @@
 #                     the demo upstream (t/lib/upstream.pl: perl) and curl
 #   t/deps.sh fuzz    the build, and clang, libFuzzer and dpkg-dev (for
 #                     apt-get source) for fuzz/ and bench/parse_bench.c
+#   t/deps.sh pkg     the build, and debhelper, dpkg-dev and lintian for
+#                     make deb (dh-sequence-nginx comes with nginx-dev)
 set -e
 
 mode="${1:-all}"
@@ -22,12 +24,14 @@ all)
     PKGS="$PKGS redis-server wrk valgrind openssl ca-certificates
           libtest-base-perl libprotocol-websocket-perl libtext-diff-perl
           prometheus" ;;
+pkg)
+    PKGS="$PKGS debhelper dpkg-dev lintian" ;;
 demo)
     ;;
 fuzz)
     PKGS="$PKGS clang libfuzzer-14-dev dpkg-dev" ;;
 *)
-    echo "usage: $0 [demo|fuzz]" >&2
+    echo "usage: $0 [demo|fuzz|pkg]" >&2
     exit 2 ;;
 esac
 

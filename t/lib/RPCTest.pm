@@ -43,6 +43,11 @@ package RPCTest;
 # on any memcheck error or definite leak; TEST_NGINX_USE_ASAN=1 preloads
 # libasan (with an ASan-built module in TEST_NGINX_MODULE) and fails on any
 # sanitizer report.
+#
+# TEST_NGINX_BINARY=PATH runs that nginx instead of /usr/sbin/nginx; with
+# TEST_NGINX_STATIC=1 it is one built with the module in (--add-module):
+# no load_module line is written, and nginx_test_config() takes the
+# "load_module $Module;" of a test's own file out (t/pkg/static.sh).
 
 use strict;
 use warnings;
@@ -74,6 +79,7 @@ our $Nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 our $Module = $ENV{TEST_NGINX_MODULE} || "$Root/build/ngx_rpc_module.so";
 our $Valgrind = $ENV{TEST_NGINX_USE_VALGRIND} ? 1 : 0;
 our $Asan = $ENV{TEST_NGINX_USE_ASAN} ? 1 : 0;
+our $Static = $ENV{TEST_NGINX_STATIC} ? 1 : 0;
 our $Timeout = $Valgrind ? 60 : 10;
 
 my $Servroot = tempdir('ngx-rpc-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{KEEP});
@@ -82,7 +88,7 @@ my %Upstreams;
 my ($NginxPid, $RunningConf);
 my $json = JSON::PP->new->canonical->allow_nonref;
 
-die "module not built: $Module (run 'make')\n" unless -f $Module;
+die "module not built: $Module (run 'make')\n" unless $Static || -f $Module;
 
 # a plan that counts as we go: Test::Base plans on its own otherwise
 sub import {
@@ -308,8 +314,9 @@ sub write_config {
     my $server = expand($o{config});
     my $main = expand($o{main_config});
     mkdir "$Servroot/logs";
+    my $load = $Static ? '' : "load_module $Module;";
     my $conf = <<"EOF";
-load_module $Module;
+$load
 daemon off;
 master_process $master;
 worker_processes $workers;
@@ -383,6 +390,14 @@ sub asan_env {
 # nginx -t on a configuration file: (exit code, output)
 sub nginx_test_config {
     my ($conf) = @_;
+    if ($Static) {
+        my $text = slurp($conf);
+        if ($text =~ s/\bload_module\s+\Q$Module\E\s*;//g) {
+            open my $f, '>', $conf or die "$conf: $!";
+            print $f $text;
+            close $f;
+        }
+    }
     local %ENV = %ENV;
     asan_env();
     my $out = `$Nginx -t -p $Servroot/ -c $conf -g 'error_log stderr;' 2>&1`;
