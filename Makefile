@@ -3,10 +3,11 @@
 #   make run        install what the demo needs, build, start the quickstart gateway
 #   make test       install packages, build, fuzz briefly, run the test suite
 #   make test-valgrind / make test-asan   the suite under valgrind / ASan
-#   make fuzz       libFuzzer on the request and the reply parser and the
-#                   WebSocket frame reader, FUZZ_TIME seconds each
-#                   (FUZZ_TARGETS=frame: one of them); make fuzz-ci: the
-#                   two parser targets, FUZZ_CI_TIME seconds each
+#   make fuzz       libFuzzer on the request and the reply parser, the
+#                   WebSocket frame reader and the 101 handshake check,
+#                   FUZZ_TIME seconds each (FUZZ_TARGETS=frame: one of
+#                   them); make fuzz-ci: the two parser targets,
+#                   FUZZ_CI_TIME seconds each
 #   make bench-parse   parse cost per byte (bench/parse_bench.c)
 #   make install    the module, its load_module snippet mod-rpc.conf and the
 #                   link 50-mod-rpc.conf, in Debian's layout (DESTDIR,
@@ -145,6 +146,8 @@ clean:
 # needs no http; all of it under build-fuzz/, out of the tree.
 # FUZZ_PARSE names another directory with ngx_rpc_parse.c, ngx_rpc_frame.c
 # and ngx_rpc.h to fuzz or time, built under build-fuzz/$(FUZZ_TAG).
+# fuzz_handshake: ngx_rpc_frame.c's check of a server's 101 (the upstream
+# WebSocket client's), linked as fuzz_frame is.
 
 FZ := $(TOP)/build-fuzz
 FZ_SRC := $(FZ)/src
@@ -155,7 +158,7 @@ FUZZ_TIME ?= 300
 FUZZ_CI_TIME ?= 30
 FUZZ_JOBS ?= 1
 # make fuzz runs these; make fuzz-ci (in make test) only the parser's
-FUZZ_TARGETS ?= request reply frame
+FUZZ_TARGETS ?= request reply frame handshake
 FUZZ_CI_TARGETS := request reply
 BENCH_PARSE_LIMIT ?= 60
 
@@ -223,25 +226,29 @@ $(FZ_OUT)/fuzz_%: $(FZ_OUT)/fuzz/%.o $(FZ_OUT)/fuzz/parse.o \
         $(FZ)/ngx-fuzz/libngx.a
 	clang $(FZ_SAN) -fsanitize=fuzzer $^ -lpthread -lcrypt -o $@
 
-# the frame reader: no parser, no yajl (explicit rules, before the
-# pattern ones)
+# the frame reader and the handshake check: ngx_rpc_frame.c, no parser, no
+# yajl (static pattern rules: before the parser's pattern ones)
 
-$(FZ_OUT)/fuzz/frame-target.o: $(FZ)/ngx-fuzz/libngx.a $(FZ_FRAME_SRC) \
-        fuzz/ngx_rpc_fuzz_frame.c
+FZ_FRAME_TARGETS := frame handshake
+
+$(FZ_FRAME_TARGETS:%=$(FZ_OUT)/fuzz/%-target.o): $(FZ_OUT)/fuzz/%-target.o: \
+        $(FZ)/ngx-fuzz/libngx.a $(FZ_FRAME_SRC) fuzz/ngx_rpc_fuzz_%.c
 	@mkdir -p $(@D)
 	clang -c $(FZ_CFLAGS_fuzz) $(FZ_WARN) $(call FZ_INCS,fuzz) \
-	    fuzz/ngx_rpc_fuzz_frame.c -o $@
+	    fuzz/ngx_rpc_fuzz_$*.c -o $@
 
 $(FZ_OUT)/fuzz/frame.o: $(FZ)/ngx-fuzz/libngx.a $(FZ_FRAME_SRC)
 	@mkdir -p $(@D)
 	clang -c $(FZ_CFLAGS_fuzz) $(FZ_WARN) $(call FZ_INCS,fuzz) \
 	    $(FUZZ_PARSE)/ngx_rpc_frame.c -o $@
 
-$(FZ_OUT)/fuzz_frame: $(FZ_OUT)/fuzz/frame-target.o $(FZ_OUT)/fuzz/frame.o \
+$(FZ_FRAME_TARGETS:%=$(FZ_OUT)/fuzz_%): $(FZ_OUT)/fuzz_%: \
+        $(FZ_OUT)/fuzz/%-target.o $(FZ_OUT)/fuzz/frame.o \
         $(FZ_OUT)/fuzz/util.o $(FZ)/ngx-fuzz/libngx.a
 	clang $(FZ_SAN) -fsanitize=fuzzer $^ -lpthread -lcrypt -o $@
 
-$(FZ)/seeds/.done: fuzz/seeds.sh fuzz/frame-seeds.sh $(wildcard fuzz/corpus/* \
+$(FZ)/seeds/.done: fuzz/seeds.sh fuzz/frame-seeds.sh fuzz/handshake-seeds.sh \
+        $(wildcard fuzz/corpus/* \
         t/corpora/JSONTestSuite/test_parsing/*)
 	@./fuzz/seeds.sh $(FZ)/seeds
 	@touch $@
@@ -254,7 +261,8 @@ fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 	    ./fuzz/run.sh $(FZ_OUT)/fuzz_$$t $(FZ)/corpus/$$t $(FZ)/seeds/$$t \
 	        $(FZ_OUT)/artifacts/$$t $(FUZZ_TIME) $(FUZZ_JOBS) \
-	        fuzz/$$([ $$t = frame ] && echo frame || echo json).dict \
+	        fuzz/$$(case $$t in frame|handshake) echo $$t;; \
+	                *) echo json;; esac).dict \
 	        || exit 1; \
 	done
 

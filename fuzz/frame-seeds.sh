@@ -1,7 +1,8 @@
 #!/bin/bash
 # Seed corpus of fuzz_frame in DIR: client frames (masked), valid and not,
 # each with the header fuzz/ngx_rpc_fuzz_frame.c reads: max message 1m in
-# 1-byte, 7-byte and 128-byte pieces (the "too big" ones: max 16).
+# 1-byte, 7-byte and 128-byte pieces (the "too big" ones: max 16); and
+# server frames (unmasked) for the client mode (header bit 0x20).
 # Called by fuzz/seeds.sh.
 set -e
 
@@ -45,6 +46,26 @@ frame() {
     done
 
     echo "$out"
+}
+
+# uframe B0 PAYLOAD-HEX [LENGTH-FORM]: a server's frame, unmasked
+uframe() {
+    local b0=$1 pl=$2 form=${3:-} n
+
+    n=$(( ${#pl} / 2 ))
+
+    case $form in
+    16) printf '%s7e%04x%s\n' "$b0" $n "$pl" ;;
+    64) printf '%s7f%016x%s\n' "$b0" $n "$pl" ;;
+    *)
+        if [ $n -ge 65536 ]; then
+            printf '%s7f%016x%s\n' "$b0" $n "$pl"
+        elif [ $n -ge 126 ]; then
+            printf '%s7e%04x%s\n' "$b0" $n "$pl"
+        else
+            printf '%s%02x%s\n' "$b0" $n "$pl"
+        fi
+    esac
 }
 
 # seed NAME MAX FRAME-HEX...: one file per piece size
@@ -122,5 +143,27 @@ seed too-big 05 "$(frame 81 "$call")"
 seed too-big-fragments 05 "$(frame 01 "${call:0:20}")" \
     "$(frame 00 "${call:20:20}")" "$(frame 80 "${call:40}")"
 seed too-big-64 0e "$(frame 81 "" 37fa213d raw:ff0000000100000000)"
+
+# the client mode: what a node sends (max 1m, "too big": max 16)
+
+event='{"jsonrpc":"2.0","method":"eth_subscription",'
+event=$(hex "$event"'"params":{"subscription":"0x1","result":{}}}')
+
+seed server-text 2e "$(uframe 81 "$event")"
+seed server-fragments 2e "$(uframe 01 "${event:0:40}")" \
+    "$(uframe 89 "$(hex ping)")" "$(uframe 00 "${event:40:40}")" \
+    "$(uframe 80 "${event:80}")"
+seed server-length-16 2e "$(uframe 81 "$long")"
+seed server-length-16-short 2e "$(uframe 81 "$event" 16)"
+seed server-length-64-short 2e "$(uframe 81 "$long" 64)"
+seed server-ping-pong-close 2e "$(uframe 89 "")" "$(uframe 8a "$(hex rpc)")" \
+    "$(uframe 88 "03e9$(hex going)")"
+seed server-close-1-byte 2e "$(uframe 88 03)"
+seed server-masked 2e "$(frame 81 "$event")"
+seed server-binary 2e "$(uframe 82 "$event")"
+seed server-utf8-cut 2e "$(uframe 01 "22${euro:0:2}")" "$(uframe 80 "2822")"
+seed server-too-big 25 "$(uframe 81 "$event")"
+seed server-too-big-fragments 25 "$(uframe 01 "${event:0:20}")" \
+    "$(uframe 80 "${event:20}")"
 
 echo "frame seeds: $(ls "$dst" | wc -l) files"

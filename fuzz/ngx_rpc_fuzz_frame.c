@@ -4,10 +4,12 @@
  * 6455), linked with ngx_rpc_util.c (ngx_rpc_utf8()) and nginx's core
  * objects (see "fuzz" in the Makefile).
  *
- * An input is a header, then the bytes a client sends:
+ * An input is a header, then the bytes a client sends (or a server):
  *   byte 0 & 0x0f    the largest message (rpc_websocket_max_message):
  *                    ngx_rpc_fuzz_max_size[] below
  *   byte 0 & 0x10    before each piece, one call with nothing to read
+ *   byte 0 & 0x20    client mode: the bytes are a server's, whose frames
+ *                    must not be masked (the upstream WebSocket client)
  *   byte 1 & 0x80    the bytes go in pieces of (byte 1 & 0x7f) + 1 bytes
  *   else             (byte 1 & 0x0f) cut points follow, 2 bytes each
  *                    (little endian, taken modulo the length of the bytes)
@@ -27,13 +29,15 @@
  *
  * Then the differential check: a reference decoder here reads the whole
  * input in one go, written from RFC 6455 and WS-SPEC.md, not from the
- * reader; both must give the same messages and control frames in the same
- * order, and the same close code for an error, which the reader must
- * report within the bytes where the reference says it becomes certain; an
- * error the input stops short of proving may be reported or not.  With no
- * error, the text of a message still open must be the same too.  And the
- * bytes the reader took must be what the reference makes of them: frame
- * heads as they came, payloads unmasked.
+ * reader, in the same mode; both must give the same messages and control
+ * frames in the same order, and the same close code for an error, which
+ * the reader must report within the bytes where the reference says it
+ * becomes certain; an error the input stops short of proving may be
+ * reported or not.  With no error, the text of a message still open must
+ * be the same too.  And the bytes the reader took must be what the
+ * reference makes of them: frame heads as they came, payloads unmasked.
+ * Each message read is written back as a client's masked frame
+ * (ngx_rpc_frame_write_masked()) and must read back the same.
  */
 
 
@@ -106,12 +110,13 @@ typedef struct {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void ngx_rpc_fuzz_read(u_char **piece, size_t *plen, size_t *poff,
-    ngx_uint_t n, off_t max_size, ngx_uint_t empty, ngx_rpc_fuzz_run_t *r);
+    ngx_uint_t n, off_t max_size, ngx_uint_t empty, ngx_uint_t client,
+    ngx_rpc_fuzz_run_t *r);
 static void ngx_rpc_fuzz_data(ngx_rpc_frame_t *f, off_t max_size,
     ngx_rpc_fuzz_run_t *r);
 static void ngx_rpc_fuzz_control(ngx_rpc_frame_t *f, ngx_rpc_fuzz_run_t *r);
 static void ngx_rpc_fuzz_reference(u_char *in, size_t len, off_t max_size,
-    u_char *out, ngx_rpc_fuzz_run_t *r);
+    ngx_uint_t client, u_char *out, ngx_rpc_fuzz_run_t *r);
 static void ngx_rpc_fuzz_error(ngx_rpc_fuzz_run_t *r, ngx_int_t code,
     size_t lo, size_t hi, size_t len);
 static void ngx_rpc_fuzz_compare(ngx_rpc_fuzz_run_t *rd,
@@ -127,6 +132,8 @@ static ngx_int_t ngx_rpc_fuzz_utf8(ngx_rpc_fuzz_utf8_t *u, u_char c);
 static ngx_uint_t ngx_rpc_fuzz_utf8_whole(u_char *p, size_t n);
 static ngx_uint_t ngx_rpc_fuzz_peer_code(ngx_int_t code);
 static void ngx_rpc_fuzz_write_head(size_t len);
+static void ngx_rpc_fuzz_write_masked(u_char *text, size_t len,
+    u_char *mask);
 static void ngx_rpc_fuzz_fail(const char *what, const char *cond,
     int line);
 
@@ -141,10 +148,10 @@ static off_t  ngx_rpc_fuzz_max_size[16] = {
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    u_char              *in, *out, **piece;
+    u_char              *in, *out, **piece, mask[4];
     off_t                max_size;
     size_t               len, step, cut[16], *plen, *poff, c, t, upto;
-    ngx_uint_t           i, j, n, ncuts, empty;
+    ngx_uint_t           i, j, n, ncuts, empty, client;
     ngx_rpc_fuzz_run_t   rd, ref;
 
     if (size < 2) {
@@ -153,6 +160,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     max_size = ngx_rpc_fuzz_max_size[data[0] & 0x0f];
     empty = data[0] & 0x10;
+    client = data[0] & 0x20;
 
     step = 0;
     ncuts = 0;
@@ -189,6 +197,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     ngx_memcpy(in, data, len);
+
+    /* the mask of the frames written back: the input's first bytes */
+
+    ngx_memcpy(mask, "\x37\xfa\x21\x3d", 4);
+    ngx_memcpy(mask, in, ngx_min(len, 4));
 
     /* the pieces: cut points sorted, repeated ones and 0 dropped */
 
@@ -239,8 +252,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_rpc_fuzz_run_init(&rd, len);
     ngx_rpc_fuzz_run_init(&ref, len);
 
-    ngx_rpc_fuzz_read(piece, plen, poff, n, max_size, empty, &rd);
-    ngx_rpc_fuzz_reference(in, len, max_size, out, &ref);
+    ngx_rpc_fuzz_read(piece, plen, poff, n, max_size, empty, client, &rd);
+    ngx_rpc_fuzz_reference(in, len, max_size, client, out, &ref);
 
     ngx_rpc_fuzz_compare(&rd, &ref);
 
@@ -262,6 +275,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (i = 0; i < rd.nevents; i++) {
         if (rd.events[i].type == NGX_RPC_FUZZ_MESSAGE) {
             ngx_rpc_fuzz_write_head(rd.events[i].len);
+            ngx_rpc_fuzz_write_masked(rd.text + rd.events[i].start,
+                                      rd.events[i].len, mask);
         }
     }
 
@@ -290,7 +305,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 static void
 ngx_rpc_fuzz_read(u_char **piece, size_t *plen, size_t *poff, ngx_uint_t n,
-    off_t max_size, ngx_uint_t empty, ngx_rpc_fuzz_run_t *r)
+    off_t max_size, ngx_uint_t empty, ngx_uint_t client, ngx_rpc_fuzz_run_t *r)
 {
     u_char           *pos, *last, *start;
     ngx_int_t         rc;
@@ -298,6 +313,7 @@ ngx_rpc_fuzz_read(u_char **piece, size_t *plen, size_t *poff, ngx_uint_t n,
     ngx_rpc_frame_t   f;
 
     ngx_rpc_frame_init(&f, max_size);
+    f.client = client ? 1 : 0;
 
     for (i = 0; i < n; i++) {
         pos = piece[i];
@@ -449,7 +465,8 @@ ngx_rpc_fuzz_control(ngx_rpc_frame_t *f, ngx_rpc_fuzz_run_t *r)
 
 
 /*
- * The reference: RFC 6455 section 5 for a server, with WS-SPEC.md's
+ * The reference: RFC 6455 section 5 for a server (client: for a client,
+ * which takes only unmasked frames), with WS-SPEC.md's
  * choices (no binary, no extensions, max_size over all the frames of a
  * message, a frame head is checked once its first two bytes are there,
  * those first), over the whole input at once.  An error is certain from
@@ -458,11 +475,11 @@ ngx_rpc_fuzz_control(ngx_rpc_frame_t *f, ngx_rpc_fuzz_run_t *r)
  */
 
 static void
-ngx_rpc_fuzz_reference(u_char *in, size_t len, off_t max_size, u_char *out,
-    ngx_rpc_fuzz_run_t *r)
+ngx_rpc_fuzz_reference(u_char *in, size_t len, off_t max_size,
+    ngx_uint_t client, u_char *out, ngx_rpc_fuzz_run_t *r)
 {
-    u_char               b0, b1, *mask, *p;
-    size_t               start, ext, hl, avail, i, end;
+    u_char               b0, b1, *mask, *p, zero[4];
+    size_t               start, ext, hl, avail, i, end, ml;
     uint64_t             plen, size;
     ngx_int_t            code;
     ngx_uint_t           fin, op, control;
@@ -470,6 +487,11 @@ ngx_rpc_fuzz_reference(u_char *in, size_t len, off_t max_size, u_char *out,
 
     ngx_memcpy(out, in, len);
     ngx_memzero(&text, sizeof(ngx_rpc_fuzz_utf8_t));
+    ngx_memzero(zero, 4);
+
+    /* the mask key's length: a server's frames have none */
+
+    ml = client ? 0 : 4;
 
     size = 0;
 
@@ -496,8 +518,8 @@ ngx_rpc_fuzz_reference(u_char *in, size_t len, off_t max_size, u_char *out,
             return;
         }
 
-        if (!(b1 & 0x80)) {
-            /* a client masks every frame */
+        if (client ? (b1 & 0x80) : !(b1 & 0x80)) {
+            /* a client masks every frame, a server none */
             ngx_rpc_fuzz_error(r, NGX_RPC_WS_PROTOCOL_ERROR,
                                start + 2, start + 2, len);
             return;
@@ -535,17 +557,17 @@ ngx_rpc_fuzz_reference(u_char *in, size_t len, off_t max_size, u_char *out,
             return;
         }
 
-        if (op == 0x8 && plen == 1 && len - start < 2 + 4 + 1) {
+        if (op == 0x8 && plen == 1 && len - start < 2 + ml + 1) {
             /* a close of one byte: below, once it is there and unmasked */
             ngx_rpc_fuzz_error(r, NGX_RPC_WS_PROTOCOL_ERROR,
-                               start + 2, start + 2 + 4 + 1, len);
+                               start + 2, start + 2 + ml + 1, len);
             return;
         }
 
         /* the length, in its shortest form */
 
         ext = (plen == 126) ? 2 : ((plen == 127) ? 8 : 0);
-        hl = 2 + ext + 4;
+        hl = 2 + ext + ml;
 
         if (len - start < 2 + ext) {
             return;
@@ -605,7 +627,7 @@ ngx_rpc_fuzz_reference(u_char *in, size_t len, off_t max_size, u_char *out,
 
         /* the payload, unmasked */
 
-        mask = in + start + hl - 4;
+        mask = client ? zero : in + start + hl - 4;
         p = out + start + hl;
         avail = (size_t) ngx_min(plen, (uint64_t) (len - start - hl));
 
@@ -1017,4 +1039,64 @@ ngx_rpc_fuzz_fail(const char *what, const char *cond, int line)
 {
     fprintf(stderr, "ngx_rpc_fuzz: %s (line %d: %s)\n", what, line, cond);
     abort();
+}
+
+
+/*
+ * ngx_rpc_frame_write_masked(): the frame a client would send of a message
+ * the reader gave, masked with 4 bytes of the input, read back by a reader
+ * in server mode: the same text, whole, in one frame
+ */
+
+static void
+ngx_rpc_fuzz_write_masked(u_char *text, size_t len, u_char *mask)
+{
+    u_char           *frame, *pos, *last, *got;
+    size_t            ngot;
+    ngx_int_t         rc;
+    ngx_rpc_frame_t   f;
+
+    frame = malloc(14 + len);
+    got = malloc(len + 1);
+
+    if (frame == NULL || got == NULL) {
+        abort();
+    }
+
+    last = ngx_rpc_frame_write_masked(frame, NGX_RPC_WS_TEXT, text, len,
+                                      mask);
+
+    ngx_rpc_fuzz_check(last > frame && (size_t) (last - frame) <= 14 + len
+                       && frame[0] == 0x81 && (frame[1] & 0x80),
+                       "a masked frame not final, text and masked");
+
+    ngx_rpc_frame_init(&f, (off_t) len);
+
+    pos = frame;
+    ngot = 0;
+
+    for ( ;; ) {
+        rc = ngx_rpc_frame_read(&f, &pos, last);
+
+        if (rc != NGX_RPC_FRAME_DATA) {
+            break;
+        }
+
+        ngx_rpc_fuzz_check(ngot + f.data.len <= len && (f.first || ngot),
+                           "a masked frame read back as another text");
+        ngx_memcpy(got + ngot, f.data.data, f.data.len);
+        ngot += f.data.len;
+
+        if (f.last) {
+            rc = ngx_rpc_frame_read(&f, &pos, last);
+            break;
+        }
+    }
+
+    ngx_rpc_fuzz_check(rc == NGX_AGAIN && pos == last && ngot == len
+                       && ngx_memcmp(got, text, len) == 0,
+                       "a masked frame does not read back as its text");
+
+    free(frame);
+    free(got);
 }

@@ -4,7 +4,8 @@
 # and the bodies of fuzz/corpus, each with the header the targets read
 # (see fuzz/ngx_rpc_fuzz_parse.c): once in 1-byte pieces, once in 16-byte
 # pieces; replies answer 2 calls.  JSON_SUITE names another copy of the
-# suite.  And in DIR/frame those of the frame reader (fuzz/frame-seeds.sh).
+# suite.  And in DIR/frame those of the frame reader (fuzz/frame-seeds.sh),
+# in DIR/handshake those of the 101 check (fuzz/handshake-seeds.sh).
 set -e
 
 dst=${1:?usage: fuzz/seeds.sh DIR}
@@ -34,3 +35,4 @@ done
 echo "seeds: ${#files[@]} bodies"
 
 "$top/fuzz/frame-seeds.sh" "$dst/frame"
+"$top/fuzz/handshake-seeds.sh" "$dst/handshake"

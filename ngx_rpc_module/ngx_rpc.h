@@ -578,7 +578,7 @@ typedef struct ngx_rpc_wsclient_s  ngx_rpc_wsclient_t;
 /*
  * rpc_subscribe_pass of one location and, per worker, its subscriptions:
  * by key (method and params), and by the node's id while live on the
- * connection of the current generation.
+ * current connection.
  */
 struct ngx_rpc_subscribe_s {
     ngx_http_upstream_srv_conf_t  *upstream;
@@ -594,7 +594,6 @@ struct ngx_rpc_subscribe_s {
     ngx_queue_t                    all;
     ngx_uint_t                     nall;
     ngx_uint_t                     next_op;
-    ngx_uint_t                     generation;
     ngx_event_t                    stall;
     ngx_event_t                    stop;
     ngx_msec_t                     last_event;
@@ -617,7 +616,6 @@ struct ngx_rpc_subscription_s {
     ngx_queue_t                    subscribers;
     ngx_queue_t                    calls;    /* waiting for the node */
     ngx_uint_t                     op;       /* subscribe sent, 0: none */
-    ngx_uint_t                     generation;
     ngx_event_t                    linger;
     unsigned                       live:1;
     unsigned                       busy:1;     /* being freed */

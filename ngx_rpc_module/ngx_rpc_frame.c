@@ -35,6 +35,8 @@ static ngx_int_t ngx_rpc_frame_error(ngx_rpc_frame_t *f, ngx_int_t code,
 static ngx_uint_t ngx_rpc_frame_token(u_char *p, u_char *last, char *token);
 
 
+/* a server's reader; a client's sets f->client after this */
+
 void
 ngx_rpc_frame_init(ngx_rpc_frame_t *f, off_t max_size)
 {
@@ -310,6 +312,7 @@ ngx_rpc_frame_head(ngx_rpc_frame_t *f)
         ngx_memcpy(f->mask, h + f->nhead - 4, 4);
         f->mask_pos = 0;
     }
+
     f->opcode = opcode;
     f->fin = (h[0] & 0x80) ? 1 : 0;
     f->left = len;
@@ -496,7 +499,7 @@ ngx_rpc_frame_response(u_char *p, u_char *last, u_char *accept,
 {
     u_char      *start, *eol, *end, *q, *v;
     size_t       n;
-    ngx_uint_t   seen, i;
+    ngx_uint_t   seen, code, i;
 
     start = p;
     *status = 0;
@@ -519,22 +522,25 @@ ngx_rpc_frame_response(u_char *p, u_char *last, u_char *accept,
         goto invalid_status;
     }
 
+    code = 0;
+
     for (i = 9; i < 12; i++) {
         if (p[i] < '0' || p[i] > '9') {
             goto invalid_status;
         }
 
-        *status = *status * 10 + (p[i] - '0');
+        code = code * 10 + (p[i] - '0');
     }
 
     for (q = p + 12; q < end; q++) {
         if ((*q < 0x20 && *q != '\t') || *q == 0x7f) {
-            *status = 0;
             goto invalid_status;
         }
     }
 
-    if (*status != 101) {
+    *status = code;
+
+    if (code != 101) {
         *reason = "status is not 101";
         return NGX_ERROR;
     }

@@ -777,13 +777,15 @@ ngx_rpc_subscribe_open(ngx_rpc_subscribe_t *sub)
 
 /*
  * The connection to the node is gone, or an attempt failed: the node's ids
- * mean nothing now (a new generation), calls still waiting are refused,
- * and subscriptions with clients wait for the next connection.
+ * mean nothing now, and subscriptions with clients wait for the next
+ * connection.  Calls still waiting are refused, unless the next server of
+ * the group is tried at once.
  */
 
 void
 ngx_rpc_subscribe_lost(ngx_rpc_subscribe_t *sub)
 {
+    ngx_uint_t               next_now;
     ngx_queue_t             *q, *next;
     ngx_rpc_call_t          *call;
     ngx_rpc_subscription_t  *st;
@@ -792,7 +794,7 @@ ngx_rpc_subscribe_lost(ngx_rpc_subscribe_t *sub)
                    "rpc: subscription upstream lost, %ui subscriptions",
                    sub->nall);
 
-    sub->generation++;
+    next_now = (ngx_rpc_wsclient_state(sub) == NGX_RPC_WSC_CONNECTING);
 
     if (sub->stall.timer_set) {
         ngx_del_timer(&sub->stall);
@@ -814,14 +816,15 @@ ngx_rpc_subscribe_lost(ngx_rpc_subscribe_t *sub)
 
         st->op = 0;
 
-        while (!ngx_queue_empty(&st->calls)) {
+        while (!next_now && !ngx_queue_empty(&st->calls)) {
             call = ngx_queue_data(ngx_queue_head(&st->calls), ngx_rpc_call_t,
                                   queue);
             ngx_rpc_subscribe_unwait(call);
             ngx_rpc_call_done(call, NGX_RPC_UPSTREAM_UNAVAILABLE);
         }
 
-        if (ngx_queue_empty(&st->subscribers)) {
+        if (ngx_queue_empty(&st->subscribers) && ngx_queue_empty(&st->calls))
+        {
             ngx_rpc_subscription_free(st);
         }
     }
@@ -971,7 +974,6 @@ ngx_rpc_subscribe_reply(ngx_rpc_subscribe_t *sub, ngx_rpc_msg_t *msg,
         st->un.str.len = uid.len;
         st->un.node.key = hash;
         st->live = 1;
-        st->generation = sub->generation;
 
         ngx_rbtree_insert(&sub->ids, &st->un.node);
         ngx_rpc_metrics_gauge(NGX_RPC_MX_SUBSCRIPTIONS,
@@ -1097,9 +1099,12 @@ ngx_rpc_subscribe_event(ngx_rpc_subscribe_t *sub, ngx_rpc_msg_t *msg,
                   ((u_char *) un - offsetof(ngx_rpc_subscription_t, un))
             : NULL;
 
-    /* a late event of a connection before this one, should one come */
+    /*
+     * ids of a connection before this one are out of sub->ids, and the
+     * wsclient reads nothing more of a connection once it is lost (its gen)
+     */
 
-    if (st == NULL || st->generation != sub->generation) {
+    if (st == NULL) {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                        "rpc: event for unknown subscription %V dropped",
                        &uid);

@@ -153,7 +153,11 @@ static char  *ngx_rpc_wsclient_states[] = {
 #endif
 
 
-/* a connection open or on its way; NGX_ERROR: no memory */
+/*
+ * A connection open or on its way (nothing when the worker exits: IDLE);
+ * an attempt that fails, even at once, is told by lost() later.
+ * NGX_ERROR: no memory for the client.
+ */
 
 ngx_int_t
 ngx_rpc_wsclient_start(ngx_rpc_subscribe_t *sub)
@@ -259,6 +263,7 @@ ngx_rpc_wsclient_send(ngx_rpc_subscribe_t *sub, u_char *data, size_t len)
         ngx_log_error(NGX_LOG_ERR, &wc->log, 0,
                       "rpc: subscription upstream does not read, %uz bytes "
                       "queued", wc->queued);
+
     } else {
         ngx_log_error(NGX_LOG_ERR, &wc->log, 0,
                       "rpc: subscription upstream: cannot send");
@@ -432,6 +437,7 @@ ngx_rpc_wsclient_peer(ngx_rpc_wsclient_t *wc)
     peers = wc->sub->upstream->peer.data;
 
     wc->servers = 0;
+    wc->name.len = 0;
 
     if (peers == NULL) {
         return NGX_DECLINED;
@@ -1485,7 +1491,7 @@ ngx_rpc_wsclient_log_error(ngx_log_t *log, u_char *buf, size_t len)
     }
 
     if (wc->name.len) {
-        p = ngx_snprintf(p, len, ", subscription upstream: \"%s%V%V\"",
+        p = ngx_snprintf(p, len, ", upstream: \"%s%V%V\"",
                          wc->sub->wss ? "wss://" : "ws://", &wc->name,
                          wc->sub->uri.len ? &wc->sub->uri
                                           : &ngx_rpc_wsclient_root);
