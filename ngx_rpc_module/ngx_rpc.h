@@ -562,6 +562,7 @@ struct ngx_rpc_session_s {
     ngx_queue_t                  subscribers;
     ngx_uint_t                   nsubscribers;
     ngx_uint_t                   subscribing;  /* calls waiting for one */
+    size_t                       held;    /* events held for subscribers */
     unsigned                     cache_key_set:1;
 };
 
@@ -591,8 +592,12 @@ struct ngx_rpc_subscribe_s {
     ngx_rbtree_node_t              keys_sentinel;
     ngx_rbtree_t                   ids;
     ngx_rbtree_node_t              ids_sentinel;
+    ngx_rbtree_t                   ops;      /* subscribes sent, by id */
+    ngx_rbtree_node_t              ops_sentinel;
     ngx_queue_t                    all;
     ngx_uint_t                     nall;
+    ngx_queue_t                    unsent;   /* subscribes to send */
+    size_t                         inflight; /* their bytes, unanswered */
     ngx_uint_t                     next_op;
     ngx_event_t                    stall;
     ngx_event_t                    stop;
@@ -615,9 +620,13 @@ struct ngx_rpc_subscription_s {
     ngx_queue_t                    queue;    /* in sub->all */
     ngx_queue_t                    subscribers;
     ngx_queue_t                    calls;    /* waiting for the node */
-    ngx_uint_t                     op;       /* subscribe sent, 0: none */
+    ngx_rbtree_node_t              op;       /* subscribe sent: key */
+    ngx_queue_t                    unsent;   /* in sub->unsent */
     ngx_event_t                    linger;
+    ngx_event_t                    wait;     /* for the node's answer */
     unsigned                       live:1;
+    unsigned                       sent:1;   /* in sub->ops */
+    unsigned                       queued:1; /* in sub->unsent */
     unsigned                       busy:1;     /* being freed */
 };
 

@@ -35,7 +35,15 @@ static ngx_int_t ngx_rpc_subscribe_add(ngx_rpc_call_t *call);
 static ngx_int_t ngx_rpc_unsubscribe(ngx_rpc_call_t *call);
 static ngx_rpc_subscription_t *ngx_rpc_subscription_create(
     ngx_rpc_subscribe_t *sub, ngx_str_t *key, uint32_t hash, size_t mlen);
-static void ngx_rpc_subscription_send(ngx_rpc_subscription_t *st);
+static size_t ngx_rpc_subscription_size(ngx_rpc_subscription_t *st);
+static void ngx_rpc_subscription_want(ngx_rpc_subscription_t *st);
+static void ngx_rpc_subscribe_flush(ngx_rpc_subscribe_t *sub);
+static void ngx_rpc_subscription_send(ngx_rpc_subscription_t *st,
+    size_t size);
+static ngx_rpc_subscription_t *ngx_rpc_subscribe_op(ngx_rpc_subscribe_t *sub,
+    ngx_uint_t id);
+static void ngx_rpc_subscription_settle(ngx_rpc_subscription_t *st);
+static void ngx_rpc_subscription_wait_handler(ngx_event_t *ev);
 static ngx_int_t ngx_rpc_subscriber_add(ngx_rpc_subscription_t *st,
     ngx_rpc_call_t *call);
 static void ngx_rpc_subscriber_id(u_char *id);
@@ -83,7 +91,9 @@ ngx_rpc_subscribe_init(ngx_rpc_subscribe_t *sub)
                     ngx_str_rbtree_insert_value);
     ngx_rbtree_init(&sub->ids, &sub->ids_sentinel,
                     ngx_str_rbtree_insert_value);
+    ngx_rbtree_init(&sub->ops, &sub->ops_sentinel, ngx_rbtree_insert_value);
     ngx_queue_init(&sub->all);
+    ngx_queue_init(&sub->unsent);
 
     sub->stall.handler = ngx_rpc_subscribe_stall_handler;
     sub->stall.data = sub;
@@ -200,10 +210,11 @@ ngx_rpc_subscribe_add(ngx_rpc_call_t *call)
 
     state = ngx_rpc_wsclient_state(sub);
 
-    if (state == NGX_RPC_WSC_BACKOFF) {
+    if (state == NGX_RPC_WSC_BACKOFF || ngx_exiting) {
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "rpc: \"%V\" refused: no subscription upstream is "
-                      "reachable", &msg->method);
+                      "rpc: \"%V\" refused: %s", &msg->method,
+                      ngx_exiting ? "the worker is shutting down"
+                                  : "no subscription upstream is reachable");
         call->error = NGX_RPC_UPSTREAM_UNAVAILABLE;
         return NGX_OK;
     }
@@ -223,10 +234,10 @@ ngx_rpc_subscribe_add(ngx_rpc_call_t *call)
     ngx_queue_insert_tail(&st->calls, &call->queue);
     s->subscribing++;
 
+    ngx_rpc_subscription_want(st);
+
     if (state == NGX_RPC_WSC_OPEN) {
-        if (st->op == 0) {
-            ngx_rpc_subscription_send(st);
-        }
+        ngx_rpc_subscribe_flush(sub);
 
     } else if (ngx_rpc_wsclient_start(sub) != NGX_OK) {
         ngx_rpc_subscribe_cancel(call);
@@ -374,6 +385,11 @@ ngx_rpc_subscription_create(ngx_rpc_subscribe_t *sub, ngx_str_t *key,
     st->linger.log = ngx_cycle->log;
     st->linger.cancelable = 1;
 
+    st->wait.handler = ngx_rpc_subscription_wait_handler;
+    st->wait.data = st;
+    st->wait.log = ngx_cycle->log;
+    st->wait.cancelable = 1;
+
     ngx_rbtree_insert(&sub->keys, &st->sn.node);
     ngx_queue_insert_tail(&sub->all, &st->queue);
     sub->nall++;
@@ -385,33 +401,92 @@ ngx_rpc_subscription_create(ngx_rpc_subscribe_t *sub, ngx_str_t *key,
 }
 
 
+static size_t
+ngx_rpc_subscription_size(ngx_rpc_subscription_t *st)
+{
+    return sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"method\":,\"params\":}")
+           + NGX_INT_T_LEN + st->method.len + st->params.len;
+}
+
+
+/* the subscription needs a subscribe on the node: it waits for its turn */
+
+static void
+ngx_rpc_subscription_want(ngx_rpc_subscription_t *st)
+{
+    if (st->live || st->sent || st->queued) {
+        return;
+    }
+
+    ngx_queue_insert_tail(&st->sub->unsent, &st->unsent);
+    st->queued = 1;
+}
+
+
 /*
- * The subscribe call to the node, with an id of the gateway's own.  If the
- * connection breaks on it, the wsclient tells in ngx_rpc_subscribe_lost().
+ * Subscribes go while the bytes of those not answered stay under half of
+ * rpc_websocket_max_queued (one always may): a reconnect with many keys,
+ * or large ones, must not look like a node that does not read.  Answers
+ * make room for the next.
  */
 
 static void
-ngx_rpc_subscription_send(ngx_rpc_subscription_t *st)
+ngx_rpc_subscribe_flush(ngx_rpc_subscribe_t *sub)
+{
+    size_t                   size;
+    ngx_queue_t             *q;
+    ngx_rpc_subscription_t  *st;
+
+    while (!ngx_queue_empty(&sub->unsent)
+           && ngx_rpc_wsclient_state(sub) == NGX_RPC_WSC_OPEN)
+    {
+        q = ngx_queue_head(&sub->unsent);
+        st = ngx_queue_data(q, ngx_rpc_subscription_t, unsent);
+        size = ngx_rpc_subscription_size(st);
+
+        if (sub->inflight
+            && sub->inflight + size > sub->conf->ws_max_queued / 2)
+        {
+            break;
+        }
+
+        ngx_queue_remove(q);
+        st->queued = 0;
+
+        ngx_rpc_subscription_send(st, size);
+    }
+}
+
+
+/*
+ * The subscribe call to the node, with an id of the gateway's own, to be
+ * answered within rpc_timeout.  If the connection breaks on it, the
+ * wsclient tells in ngx_rpc_subscribe_lost(), which queues it again.
+ */
+
+static void
+ngx_rpc_subscription_send(ngx_rpc_subscription_t *st, size_t size)
 {
     u_char               *buf, *p;
-    size_t                len;
     ngx_rpc_subscribe_t  *sub;
 
     sub = st->sub;
 
-    len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"method\":,\"params\":}")
-          + NGX_INT_T_LEN + st->method.len + st->params.len;
-
-    buf = ngx_alloc(len, ngx_cycle->log);
+    buf = ngx_alloc(size, ngx_cycle->log);
     if (buf == NULL) {
         ngx_rpc_wsclient_reset(sub, "no memory");
         return;
     }
 
-    st->op = ++sub->next_op;
+    st->op.key = ++sub->next_op;
+    ngx_rbtree_insert(&sub->ops, &st->op);
+    st->sent = 1;
+    sub->inflight += size;
+
+    ngx_add_timer(&st->wait, sub->conf->timeout);
 
     p = ngx_sprintf(buf, "{\"jsonrpc\":\"2.0\",\"id\":%ui,\"method\":%V",
-                    st->op, &st->method);
+                    st->op.key, &st->method);
 
     if (st->params.len) {
         p = ngx_sprintf(p, ",\"params\":%V", &st->params);
@@ -420,11 +495,74 @@ ngx_rpc_subscription_send(ngx_rpc_subscription_t *st)
     *p++ = '}';
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                   "rpc: subscribe sent upstream, id %ui", st->op);
+                   "rpc: subscribe sent upstream, id %ui", st->op.key);
 
     (void) ngx_rpc_wsclient_send(sub, buf, p - buf);
 
     ngx_free(buf);
+}
+
+
+static ngx_rpc_subscription_t *
+ngx_rpc_subscribe_op(ngx_rpc_subscribe_t *sub, ngx_uint_t id)
+{
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    node = sub->ops.root;
+    sentinel = sub->ops.sentinel;
+
+    while (node != sentinel) {
+        if (id == node->key) {
+            return (ngx_rpc_subscription_t *)
+                       ((u_char *) node
+                        - offsetof(ngx_rpc_subscription_t, op));
+        }
+
+        node = (id < node->key) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+/* the node answered the subscribe, or never will on this connection */
+
+static void
+ngx_rpc_subscription_settle(ngx_rpc_subscription_t *st)
+{
+    size_t  size;
+
+    if (!st->sent) {
+        return;
+    }
+
+    ngx_rbtree_delete(&st->sub->ops, &st->op);
+    st->sent = 0;
+
+    size = ngx_rpc_subscription_size(st);
+    st->sub->inflight -= ngx_min(st->sub->inflight, size);
+
+    if (st->wait.timer_set) {
+        ngx_del_timer(&st->wait);
+    }
+}
+
+
+/* a node that leaves a subscribe unanswered is taken for a broken one */
+
+static void
+ngx_rpc_subscription_wait_handler(ngx_event_t *ev)
+{
+    ngx_rpc_subscription_t  *st;
+
+    st = ev->data;
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "rpc: subscription upstream did not answer a subscribe "
+                  "within rpc_timeout %M, reconnecting",
+                  st->sub->conf->timeout);
+
+    ngx_rpc_wsclient_reset(st->sub, "subscribe not answered");
 }
 
 
@@ -512,6 +650,7 @@ ngx_rpc_subscriber_free(ngx_rpc_subscriber_t *sr)
     ngx_queue_remove(&sr->queue);
     ngx_queue_remove(&sr->link);
     sr->session->nsubscribers--;
+    sr->session->held -= sr->held_size;
 
     ngx_rpc_metrics_gauge(NGX_RPC_MX_SUBSCRIBERS, --ngx_rpc_subscribers);
 
@@ -558,6 +697,7 @@ ngx_rpc_subscribe_answered(ngx_rpc_message_t *ctx)
             ngx_free(cl);
         }
 
+        sr->session->held -= sr->held_size;
         sr->held = NULL;
         sr->last_held = &sr->held;
         sr->held_size = 0;
@@ -628,7 +768,7 @@ ngx_rpc_subscription_idle(ngx_rpc_subscription_t *st)
     }
 
     if (!st->live) {
-        if (st->op == 0) {
+        if (!st->sent) {
             ngx_rpc_subscription_free(st);
         }
 
@@ -699,6 +839,12 @@ ngx_rpc_subscription_free(ngx_rpc_subscription_t *st)
         ngx_del_timer(&st->linger);
     }
 
+    if (st->queued) {
+        ngx_queue_remove(&st->unsent);
+    }
+
+    ngx_rpc_subscription_settle(st);
+
     if (st->live) {
         ngx_rbtree_delete(&sub->ids, &st->un.node);
         ngx_rpc_metrics_gauge(NGX_RPC_MX_SUBSCRIPTIONS,
@@ -744,7 +890,7 @@ ngx_rpc_subscribe_stop_handler(ngx_event_t *ev)
 }
 
 
-/* the connection to the node is up: every subscription not live is sent */
+/* the connection to the node is up: every subscription is sent, in turn */
 
 void
 ngx_rpc_subscribe_open(ngx_rpc_subscribe_t *sub)
@@ -763,11 +909,10 @@ ngx_rpc_subscribe_open(ngx_rpc_subscribe_t *sub)
          q = ngx_queue_next(q))
     {
         st = ngx_queue_data(q, ngx_rpc_subscription_t, queue);
-
-        if (!st->live && st->op == 0) {
-            ngx_rpc_subscription_send(st);
-        }
+        ngx_rpc_subscription_want(st);
     }
+
+    ngx_rpc_subscribe_flush(sub);
 
     if (sub->conf->sub_stall && !sub->stall.timer_set) {
         ngx_add_timer(&sub->stall, sub->conf->sub_stall);
@@ -814,7 +959,7 @@ ngx_rpc_subscribe_lost(ngx_rpc_subscribe_t *sub)
             st->live = 0;
         }
 
-        st->op = 0;
+        ngx_rpc_subscription_settle(st);
 
         while (!next_now && !ngx_queue_empty(&st->calls)) {
             call = ngx_queue_data(ngx_queue_head(&st->calls), ngx_rpc_call_t,
@@ -826,6 +971,9 @@ ngx_rpc_subscribe_lost(ngx_rpc_subscribe_t *sub)
         if (ngx_queue_empty(&st->subscribers) && ngx_queue_empty(&st->calls))
         {
             ngx_rpc_subscription_free(st);
+
+        } else {
+            ngx_rpc_subscription_want(st);
         }
     }
 }
@@ -903,7 +1051,6 @@ ngx_rpc_subscribe_reply(ngx_rpc_subscribe_t *sub, ngx_rpc_msg_t *msg,
     uint32_t                 hash;
     ngx_int_t                id;
     ngx_str_t                uid;
-    ngx_queue_t             *q;
     ngx_rpc_call_t          *call;
     ngx_rpc_range_t         *r;
     ngx_rpc_subscription_t  *st;
@@ -925,27 +1072,15 @@ ngx_rpc_subscribe_reply(ngx_rpc_subscribe_t *sub, ngx_rpc_msg_t *msg,
         return;
     }
 
-    st = NULL;
-
-    for (q = ngx_queue_head(&sub->all);
-         q != ngx_queue_sentinel(&sub->all);
-         q = ngx_queue_next(q))
-    {
-        st = ngx_queue_data(q, ngx_rpc_subscription_t, queue);
-
-        if (st->op == (ngx_uint_t) id) {
-            break;
-        }
-
-        st = NULL;
-    }
+    st = ngx_rpc_subscribe_op(sub, id);
 
     if (st == NULL) {
         /* an unsubscribe's answer, or one of a subscription gone */
         return;
     }
 
-    st->op = 0;
+    ngx_rpc_subscription_settle(st);
+    ngx_rpc_subscribe_flush(sub);
 
     if (msg->member[NGX_RPC_M_RESULT].type == NGX_RPC_STRING
         || msg->member[NGX_RPC_M_RESULT].type == NGX_RPC_NUMBER)
@@ -1159,11 +1294,18 @@ static void
 ngx_rpc_subscriber_hold(ngx_rpc_subscriber_t *sr, ngx_chain_t *in,
     size_t len)
 {
-    u_char          *p;
-    ngx_rpc_held_t  *h;
+    u_char             *p;
+    ngx_rpc_held_t     *h;
+    ngx_rpc_session_t  *s;
 
-    if (sr->held_size + len > sr->subscription->sub->conf->ws_max_queued) {
-        (void) ngx_rpc_websocket_event(sr->session, NULL);
+    /* for all the connection's subscriptions, as its send queue is */
+
+    s = sr->session;
+
+    if (s->held
+        && s->held + len > sr->subscription->sub->conf->ws_max_queued)
+    {
+        (void) ngx_rpc_websocket_event(s, NULL);
         return;
     }
 
@@ -1189,6 +1331,7 @@ ngx_rpc_subscriber_hold(ngx_rpc_subscriber_t *sr, ngx_chain_t *in,
     *sr->last_held = &h->cl;
     sr->last_held = &h->cl.next;
     sr->held_size += len;
+    s->held += len;
 }
 
 

@@ -1237,6 +1237,7 @@ ngx_rpc_websocket_close(ngx_rpc_websocket_t *ws, ngx_int_t code,
 static void
 ngx_rpc_websocket_finalize(ngx_rpc_websocket_t *ws, ngx_int_t rc)
 {
+    ngx_chain_t         *cl;
     ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
@@ -1249,9 +1250,9 @@ ngx_rpc_websocket_finalize(ngx_rpc_websocket_t *ws, ngx_int_t rc)
     ngx_rpc_websocket_cleanup(ws);
 
     while (ws->out) {
-        ws->last_out = &ws->out->next;
+        cl = ws->out->next;
         ngx_free(ws->out);
-        ws->out = *ws->last_out;
+        ws->out = cl;
     }
 
     ws->last_out = &ws->out;

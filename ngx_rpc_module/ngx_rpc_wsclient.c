@@ -1073,7 +1073,8 @@ ngx_rpc_wsclient_control(ngx_rpc_wsclient_t *wc)
 /*
  * A frame of the client: masked with fresh random bytes, queued (a copy)
  * and flushed.  NGX_DECLINED: it would queue more than
- * rpc_websocket_max_queued (force: a control frame, always queued).
+ * rpc_websocket_max_queued (force: a control frame, queued while the
+ * queue is not over it).
  */
 
 static ngx_int_t
@@ -1083,8 +1084,11 @@ ngx_rpc_wsclient_frame(ngx_rpc_wsclient_t *wc, ngx_uint_t opcode,
     u_char              mask[4];
     ngx_rpc_wsc_out_t  *out;
 
-    if (!force && wc->queued
-        && wc->queued + len + 14 > wc->conf->ws_max_queued)
+    /* a control frame goes beyond it, once: a ping flood does not */
+
+    if (wc->queued
+        && wc->queued + len + 14 > wc->conf->ws_max_queued
+        && (!force || wc->queued > wc->conf->ws_max_queued))
     {
         return NGX_DECLINED;
     }
@@ -1337,7 +1341,14 @@ ngx_rpc_wsclient_fail(ngx_rpc_wsclient_t *wc, ngx_int_t code)
         ngx_add_timer(&wc->timer, wait);
     }
 
-    ngx_post_event(&wc->notify, &ngx_posted_events);
+    /*
+     * a worker that shuts down runs posted events only after its next
+     * wake-up: the calls waiting on the connection must not hold it
+     */
+
+    ngx_post_event(&wc->notify, (ngx_exiting || ngx_terminate)
+                                ? &ngx_posted_next_events
+                                : &ngx_posted_events);
 }
 
 
