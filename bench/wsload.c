@@ -7,6 +7,7 @@
  *   wsload ws   -c CONNS -d SECONDS HOST PORT PATH
  *   wsload http -c CONNS -d SECONDS HOST PORT PATH
  *   wsload idle -c CONNS HOST PORT PATH
+ *   wsload sub  -c CONNS -d SECONDS HOST PORT PATH
  *
  * ws, http: all CONNS connections are opened (and the WebSocket handshake
  * done) first; then for SECONDS each connection sends a call, waits for its
@@ -28,6 +29,18 @@
  * a line; then closes them all as above and prints
  *   RESULT opened answered closed errors
  * so that bench/run can read the gateway's memory at each step.
+ *
+ * sub: opens CONNS WebSockets as idle does, subscribes each to newHeads
+ *   {"jsonrpc":"2.0","id":N,"method":"eth_subscribe","params":["newHeads"]}
+ * (64 in flight at once; the answer must be "result":"0x..."), prints
+ * "subscribed N" and waits for a line on stdin (bench/run then has the
+ * node emit events); then for SECONDS counts the events each connection
+ * gets: a text frame holding "subscription":"<its own id>" and the node's
+ * "sent":MS (Unix time in ms, t/js/wsnode.js), whose latency is the wall
+ * clock at its arrival less MS.  Then prints "ran N" and waits for a line
+ * (the node can be stopped, and the events queued drain); then closes them
+ * all as above and prints
+ *   RESULT events events/s p50-ms p99-ms errors
  *
  * Errors are counted and the first few described on stderr.
  */
@@ -63,7 +76,8 @@
 typedef enum {
     WSL_WS = 0,
     WSL_HTTP,
-    WSL_IDLE
+    WSL_IDLE,
+    WSL_SUB
 } wsl_mode_e;
 
 typedef enum {
@@ -79,7 +93,8 @@ typedef enum {
     WSL_SETUP = 0,        /* opening the connections */
     WSL_RUN,              /* ws, http: the measured calls */
     WSL_HELD,             /* idle: all open, waiting for stdin */
-    WSL_CALLS,            /* idle: one call on every connection */
+    WSL_CALLS,            /* idle: one call on every connection; sub: a
+                             subscribe on every connection */
     WSL_HELD_AGAIN,       /* idle: called, waiting for stdin */
     WSL_CLOSE             /* closing everything */
 } wsl_phase_e;
@@ -90,6 +105,7 @@ typedef struct {
     unsigned        echoed:1;     /* the close frame came back */
     unsigned        answered:1;   /* idle: its call was answered */
     uint64_t        id;           /* of the call in flight */
+    char            sub[35];      /* sub: its subscription id, "0x..." */
     int64_t         sent;         /* ns, when that call left */
     char            key[25];      /* Sec-WebSocket-Key */
     size_t          rlen;
@@ -110,6 +126,8 @@ static int wsl_handshake(wsl_conn_t *c);
 static int wsl_frames(wsl_conn_t *c);
 static int wsl_responses(wsl_conn_t *c);
 static int wsl_answer(wsl_conn_t *c, const unsigned char *p, size_t len);
+static int wsl_subscribed(wsl_conn_t *c, const unsigned char *p, size_t len);
+static int wsl_event(wsl_conn_t *c, const unsigned char *p, size_t len);
 static void wsl_call(wsl_conn_t *c);
 static int wsl_frame(wsl_conn_t *c, int opcode, const unsigned char *data,
     size_t len);
@@ -125,6 +143,7 @@ static void wsl_sha1(const unsigned char *data, size_t len,
 static size_t wsl_base64(const unsigned char *in, size_t len, char *out);
 static uint64_t wsl_random(void);
 static int64_t wsl_now(void);
+static int64_t wsl_wall_us(void);
 static double wsl_percentile(double p);
 
 
@@ -156,6 +175,10 @@ static uint32_t            *wsl_hist;
     "{\"jsonrpc\":\"2.0\",\"method\":\"eth_blockNumber\",\"params\":[],"      \
     "\"id\":%llu}"
 
+#define wsl_subscribe_fmt                                                     \
+    "{\"jsonrpc\":\"2.0\",\"method\":\"eth_subscribe\","                    \
+    "\"params\":[\"newHeads\"],\"id\":%llu}"
+
 
 int
 main(int argc, char **argv)
@@ -180,6 +203,9 @@ main(int argc, char **argv)
 
     } else if (strcmp(argv[1], "idle") == 0) {
         wsl_mode = WSL_IDLE;
+
+    } else if (strcmp(argv[1], "sub") == 0) {
+        wsl_mode = WSL_SUB;
 
     } else {
         wsl_usage();
@@ -249,7 +275,7 @@ main(int argc, char **argv)
         /* open connections: all at once, or a few at a time for idle */
 
         while (wsl_phase == WSL_SETUP && wsl_started < wsl_nconns
-               && (wsl_mode != WSL_IDLE
+               && ((wsl_mode != WSL_IDLE && wsl_mode != WSL_SUB)
                    || wsl_started - wsl_settled < WSL_IDLE_OPEN))
         {
             wsl_open(&wsl_conns[wsl_started++]);
@@ -274,6 +300,11 @@ main(int argc, char **argv)
                 break;
             }
 
+            if (wsl_mode == WSL_SUB) {
+                wsl_phase = WSL_CALLS;
+                break;
+            }
+
             wsl_phase = WSL_RUN;
             start = now;
             end = start + (int64_t) (secs * 1e9);
@@ -292,6 +323,13 @@ main(int argc, char **argv)
             }
 
             end = now;
+
+            if (wsl_mode == WSL_SUB) {
+                printf("ran %llu\n", (unsigned long long) wsl_calls);
+                wsl_phase = WSL_HELD_AGAIN;
+                break;
+            }
+
             goto close;
 
         case WSL_CALLS:
@@ -304,6 +342,17 @@ main(int argc, char **argv)
             }
 
             if (wsl_inflight == 0 && wsl_next == wsl_nconns) {
+                if (wsl_mode == WSL_SUB) {
+                    printf("subscribed %llu\n",
+                           (unsigned long long) wsl_answered);
+                    ev.events = EPOLLIN;
+                    ev.data.ptr = NULL;
+                    epoll_ctl(wsl_ep, EPOLL_CTL_ADD, 0, &ev);
+                    stdin_open = 1;
+                    wsl_phase = WSL_HELD;
+                    break;
+                }
+
                 printf("called %llu\n", (unsigned long long) wsl_answered);
                 wsl_phase = WSL_HELD_AGAIN;
             }
@@ -360,7 +409,12 @@ main(int argc, char **argv)
                     stdin_open = 0;
                 }
 
-                if (wsl_phase == WSL_HELD) {
+                if (wsl_phase == WSL_HELD && wsl_mode == WSL_SUB) {
+                    wsl_phase = WSL_RUN;
+                    start = wsl_now();
+                    end = start + (int64_t) (secs * 1e9);
+
+                } else if (wsl_phase == WSL_HELD) {
                     wsl_phase = WSL_CALLS;
 
                 } else if (wsl_phase == WSL_HELD_AGAIN) {
@@ -414,7 +468,8 @@ wsl_usage(void)
 {
     fprintf(stderr,
             "usage: wsload ws|http -c CONNS -d SECONDS HOST PORT PATH\n"
-            "       wsload idle -c CONNS HOST PORT PATH\n");
+            "       wsload idle -c CONNS HOST PORT PATH\n"
+            "       wsload sub -c CONNS -d SECONDS HOST PORT PATH\n");
     exit(2);
 }
 
@@ -747,6 +802,22 @@ wsl_frames(wsl_conn_t *c)
                 break;              /* the answer to a call in flight */
             }
 
+            if (wsl_mode == WSL_SUB && c->state == WSL_CALL) {
+                if (wsl_subscribed(c, data, len) != 0) {
+                    return -1;
+                }
+
+                break;
+            }
+
+            if (wsl_mode == WSL_SUB) {
+                if (wsl_event(c, data, len) != 0) {
+                    return -1;
+                }
+
+                break;
+            }
+
             if (c->state != WSL_CALL) {
                 wsl_fail(c, "text frame with no call in flight: %.*s",
                          (int) len, data);
@@ -921,6 +992,95 @@ wsl_answer(wsl_conn_t *c, const unsigned char *p, size_t len)
 }
 
 
+/* sub: the answer to the subscribe, "result":"0x..." kept as its id */
+
+static int
+wsl_subscribed(wsl_conn_t *c, const unsigned char *p, size_t len)
+{
+    size_t                n;
+    const unsigned char  *v, *q;
+
+    v = memmem(p, len, "\"result\":\"0x", 12);
+
+    if (v == NULL) {
+        wsl_fail(c, "answer to subscribe %llu: %.*s",
+                 (unsigned long long) c->id, (int) len, p);
+        return -1;
+    }
+
+    v += 10;
+    q = memchr(v, '"', p + len - v);
+    n = q ? (size_t) (q - v) : 0;
+
+    if (n < 3 || n >= sizeof(c->sub)) {
+        wsl_fail(c, "subscription id: %.*s", (int) len, p);
+        return -1;
+    }
+
+    memcpy(c->sub, v, n);
+    c->sub[n] = '\0';
+    c->state = WSL_READY;
+    c->answered = 1;
+    wsl_inflight--;
+    wsl_answered++;
+
+    return 0;
+}
+
+
+/* sub: an event for this connection's subscription; counted while the
+ * run lasts, with its latency since the node's "sent" */
+
+static int
+wsl_event(wsl_conn_t *c, const unsigned char *p, size_t len)
+{
+    size_t                n;
+    int64_t               us, sent, frac, digits;
+    char                  want[64];
+    const unsigned char  *v, *end;
+
+    n = snprintf(want, sizeof(want), "\"subscription\":\"%s\"", c->sub);
+
+    if (c->state != WSL_READY || memmem(p, len, want, n) == NULL) {
+        wsl_fail(c, "not an event of subscription %s: %.*s", c->sub,
+                 (int) len, p);
+        return -1;
+    }
+
+    if (wsl_phase != WSL_RUN) {
+        return 0;
+    }
+
+    v = memmem(p, len, "\"sent\":", 7);
+
+    if (v == NULL) {
+        wsl_fail(c, "an event without \"sent\": %.*s", (int) len, p);
+        return -1;
+    }
+
+    end = p + len;
+    sent = frac = 0;
+    digits = 1;
+
+    for (v += 7; v < end && *v >= '0' && *v <= '9'; v++) {
+        sent = sent * 10 + (*v - '0');
+    }
+
+    if (v < end && *v == '.') {
+        for (v++; v < end && *v >= '0' && *v <= '9' && digits < 1000; v++) {
+            frac = frac * 10 + (*v - '0');
+            digits *= 10;
+        }
+    }
+
+    us = wsl_wall_us() - (sent * 1000 + frac * 1000 / digits);
+    wsl_hist[us < 0 ? 0 : us < WSL_HIST ? us : WSL_HIST]++;
+    wsl_calls++;
+
+    return 0;
+}
+
+
 static void
 wsl_call(wsl_conn_t *c)
 {
@@ -928,7 +1088,8 @@ wsl_call(wsl_conn_t *c)
     char  body[160], req[512];
 
     c->id = ++wsl_ids;
-    len = snprintf(body, sizeof(body), wsl_call_fmt,
+    len = snprintf(body, sizeof(body),
+                   wsl_mode == WSL_SUB ? wsl_subscribe_fmt : wsl_call_fmt,
                    (unsigned long long) c->id);
 
     c->state = WSL_CALL;
@@ -1250,6 +1411,17 @@ wsl_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
 
     return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+
+static int64_t
+wsl_wall_us(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 

@@ -193,8 +193,12 @@ sub ws_read_frame {
             my $hl = 2 + ($len == 126 ? 2 : $len == 127 ? 8 : 0)
                        + ($b1 & 0x80 ? 4 : 0);
             if (length $$buf >= $hl) {
-                $len = unpack 'n', substr($$buf, 2, 2) if $len == 126;
-                $len = unpack 'Q>', substr($$buf, 2, 8) if $len == 127;
+                # one or the other: a 16-bit length of 127 is no 64-bit one
+                if ($len == 126) {
+                    $len = unpack 'n', substr($$buf, 2, 2);
+                } elsif ($len == 127) {
+                    $len = unpack 'Q>', substr($$buf, 2, 8);
+                }
                 if (length $$buf >= $hl + $len) {
                     my $p = substr($$buf, $hl, $len);
                     $p = mask(substr($$buf, $hl - 4, 4), $p) if $b1 & 0x80;
