@@ -156,7 +156,7 @@ ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
 {
     off_t   start;
     char   *fault;
-    size_t  n, m, e, from, to, held;
+    size_t  n, e, from, to, held;
 
     if (p->error) {
         return NGX_ERROR;
@@ -178,29 +178,26 @@ ngx_rpc_parse_feed(ngx_rpc_parser_t *p, u_char *data, size_t len)
      * yajl takes form feed and vertical tab for white space; JSON has them
      * nowhere unescaped.  yajl gets only the bytes before one, so that the
      * first fault in the stream is the one reported, however it is split.
-     */
-
-    for (n = 0; n < len; n++) {
-        if (data[n] == '\f' || data[n] == '\v') {
-            break;
-        }
-    }
-
-    fault = "form feed or vertical tab";
-
-    /*
+     *
      * yajl lexes a token that spans pieces again from its start with each
      * piece: a long token open at the end of a piece is held here instead,
      * and given to yajl whole once it ends (or a form feed comes)
      */
 
+    fault = "form feed or vertical tab";
     e = 0;
 
-    if (!p->complete) {
-        m = ngx_rpc_parse_lex(p, data, n, &e);
+    if (p->complete) {
+        for (n = 0; n < len; n++) {
+            if (data[n] == '\f' || data[n] == '\v') {
+                break;
+            }
+        }
 
-        if (m < n) {
-            n = m;
+    } else {
+        n = ngx_rpc_parse_lex(p, data, len, &e);
+
+        if (n < len && data[n] != '\f' && data[n] != '\v') {
             fault = "invalid UTF-8 in a string";
         }
     }
@@ -315,7 +312,9 @@ ngx_rpc_parse_yajl(ngx_rpc_parser_t *p, u_char *data, size_t len, off_t base)
  * the token open before data ends in it, or where the scan stopped if it
  * goes on.  Strings are checked to be UTF-8 as RFC 3629 has it (yajl lets
  * overlong forms, surrogates and code points past U+10FFFF through): the
- * scan stops at the first byte that is not, and returns where.
+ * scan stops at the first byte that is not, or at a form feed or vertical
+ * tab, and returns where.  Runs of plain ASCII in strings, most of a
+ * body, are passed over by a table.
  */
 
 static size_t
@@ -323,14 +322,36 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
 {
     u_char      ch;
     size_t      i;
-    ngx_uint_t  open;
+    ngx_uint_t  lex, open;
 
-    open = (p->lex != NGX_RPC_LEX_OUT);
+                    /* in a string: ASCII but '"', '\\', "\f", "\v" */
+
+    static uint32_t  plain[] = {
+        0xffffe7ff, /* 1111 1111 1111 1111  1110 0111 1111 1111 */
+
+                    /* ?>=< ;:98 7654 3210  /.-, +*)( '&%$ #"!  */
+        0xfffffffb, /* 1111 1111 1111 1111  1111 1111 1111 1011 */
+
+                    /* _^]\ [ZYX WVUT SRQP  ONML KJIH GFED CBA@ */
+        0xefffffff, /* 1110 1111 1111 1111  1111 1111 1111 1111 */
+
+                    /*  ~}| {zyx wvut srqp  onml kjih gfed cba` */
+        0xffffffff, /* 1111 1111 1111 1111  1111 1111 1111 1111 */
+
+        0x00000000, 0x00000000, 0x00000000, 0x00000000
+    };
+
+    lex = p->lex;
+    open = (lex != NGX_RPC_LEX_OUT);
 
     for (i = 0; i < n; i++) {
         ch = data[i];
 
-        switch (p->lex) {
+        if (ch == '\f' || ch == '\v') {
+            goto fault;
+        }
+
+        switch (lex) {
 
         case NGX_RPC_LEX_STRING:
             if (ch >= 0x80 || p->utf8.left) {
@@ -342,21 +363,29 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
             }
 
             if (ch == '\\') {
-                p->lex = NGX_RPC_LEX_ESCAPE;
+                lex = NGX_RPC_LEX_ESCAPE;
 
             } else if (ch == '"') {
-                p->lex = NGX_RPC_LEX_OUT;
+                lex = NGX_RPC_LEX_OUT;
 
                 if (open) {
                     open = 0;
                     *e = i + 1;
+                }
+
+            } else {
+                while (i + 1 < n
+                       && (plain[data[i + 1] >> 5]
+                           & (1U << (data[i + 1] & 0x1f))))
+                {
+                    i++;
                 }
             }
 
             break;
 
         case NGX_RPC_LEX_ESCAPE:
-            p->lex = NGX_RPC_LEX_STRING;
+            lex = NGX_RPC_LEX_STRING;
             break;
 
         case NGX_RPC_LEX_BARE:
@@ -364,7 +393,7 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
                 break;
             }
 
-            p->lex = NGX_RPC_LEX_OUT;
+            lex = NGX_RPC_LEX_OUT;
 
             if (open) {
                 open = 0;
@@ -375,15 +404,17 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
 
         default: /* NGX_RPC_LEX_OUT */
             if (ch == '"') {
-                p->lex = NGX_RPC_LEX_STRING;
+                lex = NGX_RPC_LEX_STRING;
                 p->token = p->total + i;
 
             } else if (!ngx_rpc_parse_delimiter(ch)) {
-                p->lex = NGX_RPC_LEX_BARE;
+                lex = NGX_RPC_LEX_BARE;
                 p->token = p->total + i;
             }
         }
     }
+
+    p->lex = lex;
 
     if (open) {
         *e = n;
@@ -392,6 +423,8 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
     return n;
 
 fault:
+
+    p->lex = lex;
 
     if (open) {
         *e = i;

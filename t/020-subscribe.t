@@ -982,6 +982,26 @@ SKIP: {
 # Nothing left behind
 # ====================================================================
 
+# the gauges of /metrics: three clients, four subscriptions of two keys,
+# then none once they have gone and the linger time is over
+sub gauges {
+    my $m = http_request(method => 'GET', path => '/metrics')->{body};
+    my %g = $m =~ /^(rpc_subscriptions|rpc_upstream_subscriptions) (\d+)$/mg;
+    return "$g{rpc_subscriptions}/$g{rpc_upstream_subscriptions}";
+}
+
+{
+    my $base = gauges();
+    my ($a, $b, $c) = map { client('/rpc') } 1 .. 3;
+    subscribe($_, '["gauge"]') for $a, $b, $c;
+    subscribe($a, '["gauge",2]');
+    my ($cs, $us) = split m{/}, $base;
+    is(gauges(), ($cs + 4) . '/' . ($us + 2),
+       'metrics: rpc_subscriptions counts the clients\' subscriptions, '
+       . 'rpc_upstream_subscriptions the keys held on the node');
+    close $_ for $a, $b, $c;
+}
+
 # every client has gone: after the linger time the node has no live
 # subscription from the gateway (none leaked by drops, errors, late
 # answers, stalls)
@@ -998,6 +1018,7 @@ SKIP: {
         or diag(join "\n", map { "$_->{path} $_->{key} $_->{id}" } @l);
     is_deeply([ map { $_->{error} } @{ node('NODE', 'stats')->{errors} } ], [],
               'the node saw no protocol error (masked frames, UTF-8, ...)');
+    is(gauges(), '0/0', 'metrics: both subscription gauges back to 0');
 }
 
 RPCTest::check_error_log(0, 'subscriptions, one worker');
@@ -1038,7 +1059,9 @@ __DATA__
 --- http_config
 upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 8; }
 rpc_limit_zone $http_x_key zone=subs:1m rate=1r/m;
+rpc_metrics_zone metrics:1m;
 --- config
+location = /metrics { rpc_metrics; }
 location /rpc {
     rpc_pass backend;
     rpc_websocket on;
