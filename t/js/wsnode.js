@@ -21,12 +21,16 @@
 //
 // Control: GET http://127.0.0.1:CONTROL_PORT/COMMAND?ARGS (or a POST with
 // the ARGS as its body, for long ones), answers JSON:
-//   stats [path=P]   connections ever/open, subscribes, unsubscribes, live,
+//   stats [path=P] [lite=1]
+//                    connections ever/open, subscribes, unsubscribes, live,
 //                    keys {K: {subscribes, unsubscribes, live}}, subs [{id,
 //                    key, conn, path, live}], received [{conn, path, text}]
 //                    (every message), handshakes [{conn, path, host}],
 //                    closes [{conn, code}] (close frames the client sent),
-//                    pings, errors, emitted
+//                    pings, errors, emitted, flooded (pings sent by flood);
+//                    lite=1: received and subs are counts, and a key longer
+//                    than 200 bytes is named by its first 100, "..." and the
+//                    first 12 hex digits of its SHA-1 (for huge params)
 //   emit n=1 [key=K] [path=P] [sub=S] [template=T] [pad=BYTES]
 //        [fragment=BYTES] [ping=1] [method=M]
 //                    n rounds of one event to each live subscription (of
@@ -43,10 +47,15 @@
 //                    emit n rounds every MS ms, C times (or until stream
 //                    every=0); answers {seq: the first seq it will send}
 //   config [numeric=0|1] [delay=MS] [burst=N] [refuse=K] [error=JSON]
+//          [flood=0|1]
 //                    answers with numeric ids; the subscribe answer (or
 //                    error) after MS ms; N events in the same write as the
 //                    answer; subscribes of key K answered with error JSON
-//                    (the bytes as given) instead.  reset=1 first: all off
+//                    (the bytes as given) instead; flood=1: a connection
+//                    that got a subscribe answer stops reading and sends
+//                    pings (125 bytes each) as fast as its socket takes
+//                    them, until it closes.  reset=1 first: all off (a
+//                    flood under way goes on)
 //   drop [how=close|end|reset] [code=1001] [path=P]
 //                    ends every connection: close frame, TCP FIN, TCP RST
 //   stall [on=1] [pongs=1]   emit and stream send nothing while on; pongs=0
@@ -69,6 +78,7 @@ const log = { received: [], handshakes: [], closes: [], errors: [] };
 const config = {};
 let connNumber = 0, nextNumericId = 1000, seq = 0, emitted = 0, pings = 0;
 let stalled = false, pongs = true, stream = null, refuseTimer = null;
+let flooded = 0;
 
 function now() { return (performance.timeOrigin + performance.now()).toFixed(3); }
 
@@ -194,8 +204,29 @@ function subscribe(c, m, inBatch) {
         c.ws.send(answer);
         for (let i = 0; i < (config.burst || 0); i++) send(c, s, event(s, ++seq, {}));
         process.nextTick(() => sock.uncork());
+        if (config.flood) flood(c);
     }, config.delay || 0);
     return undefined;
+}
+
+// a node that pings in a flood and reads nothing: raw ping frames (a
+// server's, unmasked) straight to the socket, each write when the last one
+// drained
+const pingFrame = Buffer.concat([Buffer.from([0x89, 125]), Buffer.alloc(125, 'p')]);
+const pingBurst = Buffer.concat(Array(1000).fill(pingFrame));
+
+function flood(c) {
+    if (c.flooding) return;
+    c.flooding = true;
+    const sock = c.ws._socket;
+    sock.pause();
+    const go = () => {
+        while (!sock.destroyed && sock.writable) {
+            flooded += 1000;
+            if (!sock.write(pingBurst)) return sock.once('drain', go);
+        }
+    };
+    setImmediate(go);
 }
 
 // --- events
@@ -291,6 +322,17 @@ function stats(o) {
     out.errors = log.errors;
     out.pings = pings;
     out.emitted = emitted;
+    out.flooded = flooded;
+    if (o.lite) {
+        out.received = out.received.length;
+        out.subs = out.subs.length;
+        const keys = {};
+        for (const [k, v] of Object.entries(out.keys)) {
+            keys[k.length <= 200 ? k : k.slice(0, 100) + '...'
+                 + crypto.createHash('sha1').update(k).digest('hex').slice(0, 12)] = v;
+        }
+        out.keys = keys;
+    }
     return out;
 }
 
@@ -321,7 +363,7 @@ const commands = {
     },
     config(o) {
         if (o.reset) for (const k of Object.keys(config)) delete config[k];
-        for (const k of ['numeric', 'delay', 'burst', 'refuse', 'error']) {
+        for (const k of ['numeric', 'delay', 'burst', 'refuse', 'error', 'flood']) {
             if (o[k] !== undefined) config[k] = o[k];
         }
         return config;
@@ -349,7 +391,8 @@ const commands = {
 };
 
 const numeric = new Set(['n', 'every', 'count', 'pad', 'fragment', 'ping', 'code', 'ms',
-                         'numeric', 'delay', 'burst', 'reset', 'on', 'pongs']);
+                         'numeric', 'delay', 'burst', 'reset', 'on', 'pongs',
+                         'lite', 'flood']);
 const control = http.createServer((req, res) => {
     let body = '';
     req.on('data', d => { body += d; });

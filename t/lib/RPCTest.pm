@@ -66,7 +66,8 @@ use Exporter ();
 
 our @ISA = ('Exporter');
 
-our @EXPORT = qw(run_blocks start_nginx stop_nginx reload_nginx http_post
+our @EXPORT = qw(run_blocks start_nginx stop_nginx quit_nginx reload_nginx
+                 http_post
                  http_request port servroot upstream_conns upstream_calls
                  upstream_requests upstream_received
                  redis_start redis_stop redis_cli error_log_text
@@ -434,6 +435,35 @@ sub stop_nginx {
     $NginxPid = undef;
     $RunningConf = undef;
     check_sanitizers();
+}
+
+# a graceful shutdown (nginx -s quit: SIGQUIT to the master): the seconds
+# it took the master to exit, all its workers gone; undef if it still ran
+# after $timeout seconds (then stopped as stop_nginx does).  $tick, if
+# given, is called while it waits (clients that answer a close frame, say:
+# nginx waits for a client to close a connection it closed, up to
+# lingering_timeout)
+sub quit_nginx {
+    my ($timeout, $tick) = @_;
+    return 0 unless $NginxPid;
+    my $t0 = time;
+    kill 'QUIT', $NginxPid;
+    my $took;
+    while (time - $t0 < $timeout) {
+        if (waitpid($NginxPid, POSIX::WNOHANG()) == $NginxPid) {
+            $took = time - $t0;
+            last;
+        }
+        $tick ? $tick->() : sleep 0.02;
+    }
+    if (!defined $took) {
+        stop_nginx();
+        return undef;
+    }
+    $NginxPid = undef;
+    $RunningConf = undef;
+    check_sanitizers();
+    return $took;
 }
 
 sub slurp {
