@@ -13,10 +13,8 @@
 
 
 #include "ngx_rpc.h"
-#include <ngx_sha1.h>
 
 
-#define NGX_RPC_WS_GUID                "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define NGX_RPC_HTTP_UPGRADE_REQUIRED  426
 
 
@@ -305,9 +303,8 @@ ngx_rpc_websocket_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_rpc_websocket_accept(ngx_http_request_t *r, ngx_str_t *key)
 {
-    u_char            raw[16], hash[20];
-    ngx_str_t         src, dst;
-    ngx_sha1_t        sha1;
+    u_char            raw[16];
+    ngx_str_t         dst;
     ngx_table_elt_t  *h;
 
     if (key->len != 24) {
@@ -319,11 +316,6 @@ ngx_rpc_websocket_accept(ngx_http_request_t *r, ngx_str_t *key)
     if (ngx_decode_base64(&dst, key) != NGX_OK || dst.len != 16) {
         return NGX_DECLINED;
     }
-
-    ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, key->data, key->len);
-    ngx_sha1_update(&sha1, NGX_RPC_WS_GUID, sizeof(NGX_RPC_WS_GUID) - 1);
-    ngx_sha1_final(hash, &sha1);
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -339,9 +331,6 @@ ngx_rpc_websocket_accept(ngx_http_request_t *r, ngx_str_t *key)
         return NGX_ERROR;
     }
 
-    src.data = hash;
-    src.len = 20;
-
     h->value.data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(20));
     if (h->value.data == NULL) {
         return NGX_ERROR;
@@ -349,7 +338,8 @@ ngx_rpc_websocket_accept(ngx_http_request_t *r, ngx_str_t *key)
 
     h->hash = 1;
     ngx_str_set(&h->key, "Sec-WebSocket-Accept");
-    ngx_encode_base64(&h->value, &src);
+    h->value.len = ngx_base64_encoded_length(20);
+    ngx_rpc_frame_accept(key->data, key->len, h->value.data);
 
     return NGX_OK;
 }

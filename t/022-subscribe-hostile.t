@@ -420,7 +420,13 @@ SKIP: {
 
     node('NODE', 'drop', how => 'close', path => '/many');
     my $t0 = time;
-    my $all = wait_for(sub { lite('NODE', '/many')->{live} == 65 }, 2 + $T);
+    my $again = sub {
+        my $k = lite('NODE', '/many')->{keys};
+        grep { ($k->{lite_key($_)}{subscribes} // 0) == 2 }
+             @keys, '["newHeads"]';
+    };
+    my $all = wait_for(sub { lite('NODE', '/many')->{live} == 65
+                             && $again->() == 65 }, 2 + $T);
     ok($all, sprintf 'the node drops the connection: all 65 keys live again '
        . '(%.2f s)', time - $t0);
     sleep 0.5;
@@ -430,7 +436,9 @@ SKIP: {
     my @twice = grep { ($st->{keys}{lite_key($_)}{subscribes} // 0) == 2 }
                 @keys, '["newHeads"]';
     is(scalar @twice, 65, 'the node drops the connection: every key '
-       . 'subscribed again, once');
+       . 'subscribed again, once')
+        or diag(join ' ', map { $st->{keys}{lite_key($_)}{subscribes} // 0 }
+                          @keys, '["newHeads"]');
     my $e = node('NODE', 'emit', key => '["newHeads"]', path => '/many');
     is(event_of(next_text($v, 0.5 * $slow)), "$idv:$e->{seq}[0]",
        'the node drops the connection: the newHeads client gets the next '
@@ -452,6 +460,9 @@ RPCTest::check_error_log(0, 'hostile nodes and clients');
 # a timer's).  It answers the gateway's close frame and closes, as
 # libraries do, once the gateway has answered it (until then nothing of it
 # is read).
+SKIP: {
+skip 'nginx -s quit: valgrind runs nginx without a master, which exits '
+     . 'at once', 4 if $Valgrind;
 for my $case ([ '/quit', 'a node that delays its subscribe answer' ],
               [ '/quit-sink', 'a node that never answers the upgrade' ]) {
     my ($path, $what) = @$case;
@@ -482,6 +493,7 @@ for my $case ([ '/quit', 'a node that delays its subscribe answer' ],
        'text ' . error(-32000, 'Upstream unavailable', 1) . ', close 1001',
        "nginx -s quit, $what: the waiting subscribe gets -32000, then close "
        . '1001');
+}
 }
 
 __DATA__
