@@ -624,10 +624,12 @@ struct ngx_rpc_subscription_s {
     ngx_queue_t                    unsent;   /* in sub->unsent */
     ngx_event_t                    linger;
     ngx_event_t                    wait;     /* for the node's answer */
+    ngx_event_t                    retry;    /* after the node refused */
+    ngx_msec_t                     backoff;
     unsigned                       live:1;
     unsigned                       sent:1;   /* in sub->ops */
     unsigned                       queued:1; /* in sub->unsent */
-    unsigned                       busy:1;     /* being freed */
+    unsigned                       busy:1;   /* being freed */
 };
 
 

@@ -44,6 +44,10 @@ static ngx_rpc_subscription_t *ngx_rpc_subscribe_op(ngx_rpc_subscribe_t *sub,
     ngx_uint_t id);
 static void ngx_rpc_subscription_settle(ngx_rpc_subscription_t *st);
 static void ngx_rpc_subscription_wait_handler(ngx_event_t *ev);
+static void ngx_rpc_subscription_refused(ngx_rpc_subscription_t *st);
+static void ngx_rpc_subscription_retry_handler(ngx_event_t *ev);
+static void ngx_rpc_subscription_fail(ngx_rpc_subscription_t *st,
+    ngx_int_t code);
 static ngx_int_t ngx_rpc_subscriber_add(ngx_rpc_subscription_t *st,
     ngx_rpc_call_t *call);
 static void ngx_rpc_subscriber_id(u_char *id);
@@ -152,9 +156,9 @@ ngx_rpc_subscribe_add(ngx_rpc_call_t *call)
     ngx_rpc_msg_t           *msg;
     ngx_connection_t        *c;
     ngx_rpc_parser_t        *p;
+    ngx_rpc_range_t         *method, *params;
     ngx_rpc_session_t       *s;
     ngx_rpc_message_t       *ctx;
-    ngx_rpc_range_t         *method, *params;
     ngx_rpc_loc_conf_t      *rlcf;
     ngx_rpc_subscribe_t     *sub;
     ngx_rpc_subscription_t  *st;
@@ -210,11 +214,18 @@ ngx_rpc_subscribe_add(ngx_rpc_call_t *call)
 
     state = ngx_rpc_wsclient_state(sub);
 
-    if (state == NGX_RPC_WSC_BACKOFF || ngx_exiting) {
+    if (ngx_exiting) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "rpc: \"%V\" refused: the worker is shutting down",
+                      &msg->method);
+        call->error = NGX_RPC_UPSTREAM_UNAVAILABLE;
+        return NGX_OK;
+    }
+
+    if (state == NGX_RPC_WSC_BACKOFF) {
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "rpc: \"%V\" refused: %s", &msg->method,
-                      ngx_exiting ? "the worker is shutting down"
-                                  : "no subscription upstream is reachable");
+                      "rpc: \"%V\" refused: no subscription upstream is "
+                      "reachable", &msg->method);
         call->error = NGX_RPC_UPSTREAM_UNAVAILABLE;
         return NGX_OK;
     }
@@ -389,6 +400,11 @@ ngx_rpc_subscription_create(ngx_rpc_subscribe_t *sub, ngx_str_t *key,
     st->wait.data = st;
     st->wait.log = ngx_cycle->log;
     st->wait.cancelable = 1;
+
+    st->retry.handler = ngx_rpc_subscription_retry_handler;
+    st->retry.data = st;
+    st->retry.log = ngx_cycle->log;
+    st->retry.cancelable = 1;
 
     ngx_rbtree_insert(&sub->keys, &st->sn.node);
     ngx_queue_insert_tail(&sub->all, &st->queue);
@@ -839,6 +855,10 @@ ngx_rpc_subscription_free(ngx_rpc_subscription_t *st)
         ngx_del_timer(&st->linger);
     }
 
+    if (st->retry.timer_set) {
+        ngx_del_timer(&st->retry);
+    }
+
     if (st->queued) {
         ngx_queue_remove(&st->unsent);
     }
@@ -932,7 +952,6 @@ ngx_rpc_subscribe_lost(ngx_rpc_subscribe_t *sub)
 {
     ngx_uint_t               next_now;
     ngx_queue_t             *q, *next;
-    ngx_rpc_call_t          *call;
     ngx_rpc_subscription_t  *st;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
@@ -961,11 +980,8 @@ ngx_rpc_subscribe_lost(ngx_rpc_subscribe_t *sub)
 
         ngx_rpc_subscription_settle(st);
 
-        while (!next_now && !ngx_queue_empty(&st->calls)) {
-            call = ngx_queue_data(ngx_queue_head(&st->calls), ngx_rpc_call_t,
-                                  queue);
-            ngx_rpc_subscribe_unwait(call);
-            ngx_rpc_call_done(call, NGX_RPC_UPSTREAM_UNAVAILABLE);
+        if (!next_now) {
+            ngx_rpc_subscription_fail(st, NGX_RPC_UPSTREAM_UNAVAILABLE);
         }
 
         if (ngx_queue_empty(&st->subscribers) && ngx_queue_empty(&st->calls))
@@ -1109,6 +1125,7 @@ ngx_rpc_subscribe_reply(ngx_rpc_subscribe_t *sub, ngx_rpc_msg_t *msg,
         st->un.str.len = uid.len;
         st->un.node.key = hash;
         st->live = 1;
+        st->backoff = 0;
 
         ngx_rbtree_insert(&sub->ids, &st->un.node);
         ngx_rpc_metrics_gauge(NGX_RPC_MX_SUBSCRIPTIONS,
@@ -1167,21 +1184,70 @@ ngx_rpc_subscribe_reply(ngx_rpc_subscribe_t *sub, ngx_rpc_msg_t *msg,
         ngx_rpc_call_done(call, 0);
     }
 
-    /* clients of a subscription the node refuses again keep waiting */
-
-    ngx_rpc_subscription_idle(st);
+    ngx_rpc_subscription_refused(st);
     return;
 
 failed:
+
+    ngx_rpc_subscription_fail(st, NGX_RPC_UPSTREAM_BAD_SHAPE);
+    ngx_rpc_subscription_refused(st);
+}
+
+
+/*
+ * The node refused a subscription that clients still hold (it was
+ * subscribed again after a reconnect): it is asked again after a backoff,
+ * as rpc_subscribe_reconnect says, until the node takes it.
+ */
+
+static void
+ngx_rpc_subscription_refused(ngx_rpc_subscription_t *st)
+{
+    ngx_rpc_loc_conf_t  *conf;
+
+    if (ngx_queue_empty(&st->subscribers)) {
+        ngx_rpc_subscription_idle(st);
+        return;
+    }
+
+    conf = st->sub->conf;
+
+    st->backoff = st->backoff ? ngx_min(2 * st->backoff,
+                                        conf->sub_reconnect_max)
+                              : conf->sub_reconnect_min;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "rpc: subscription asked again in %M", st->backoff);
+
+    ngx_add_timer(&st->retry, st->backoff);
+}
+
+
+static void
+ngx_rpc_subscription_retry_handler(ngx_event_t *ev)
+{
+    ngx_rpc_subscription_t  *st;
+
+    st = ev->data;
+
+    ngx_rpc_subscription_want(st);
+    ngx_rpc_subscribe_flush(st->sub);
+}
+
+
+/* the calls waiting for the node get code */
+
+static void
+ngx_rpc_subscription_fail(ngx_rpc_subscription_t *st, ngx_int_t code)
+{
+    ngx_rpc_call_t  *call;
 
     while (!ngx_queue_empty(&st->calls)) {
         call = ngx_queue_data(ngx_queue_head(&st->calls), ngx_rpc_call_t,
                               queue);
         ngx_rpc_subscribe_unwait(call);
-        ngx_rpc_call_done(call, NGX_RPC_UPSTREAM_BAD_SHAPE);
+        ngx_rpc_call_done(call, code);
     }
-
-    ngx_rpc_subscription_idle(st);
 }
 
 
@@ -1212,12 +1278,12 @@ ngx_rpc_subscribe_event(ngx_rpc_subscribe_t *sub, ngx_rpc_msg_t *msg,
 
     if (msg->member[NGX_RPC_M_PARAMS].type != NGX_RPC_OBJECT
         || ngx_rpc_json_member(data + params->start, data + params->end,
-                                    &name, &r)
+                               &name, &r)
            != NGX_OK)
     {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "rpc: subscription upstream sent an event without "
-                      "params.subscription, ignored");
+                      "one plain params.subscription, ignored");
         return;
     }
 

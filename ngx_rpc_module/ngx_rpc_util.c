@@ -300,7 +300,8 @@ ngx_rpc_squeeze(u_char *p, u_char *last)
 /*
  * Finds the member name of the JSON object from start to last, valid JSON
  * already parsed (an event's params): its value's range, as offsets from
- * start.  A key with escapes matches no name.
+ * start.  NGX_DECLINED when it is not there, or there twice, or a key has
+ * escapes: a client's decoder would take the last, or decode the key.
  */
 
 ngx_int_t
@@ -308,9 +309,10 @@ ngx_rpc_json_member(u_char *start, u_char *last, ngx_str_t *name,
     ngx_rpc_range_t *range)
 {
     u_char      *p, *key, *value;
-    ngx_uint_t   match;
+    ngx_uint_t   match, found;
 
     p = start + 1;
+    found = 0;
 
     for ( ;; ) {
         while (p < last && *p != '"' && *p != '}') {
@@ -318,11 +320,15 @@ ngx_rpc_json_member(u_char *start, u_char *last, ngx_str_t *name,
         }
 
         if (p == last || *p == '}') {
-            return NGX_DECLINED;
+            break;
         }
 
         key = p;
         p = ngx_rpc_json_skip(p, last);
+
+        if (ngx_strlchr(key, p, '\\') != NULL) {
+            return NGX_DECLINED;
+        }
 
         match = ((size_t) (p - key) == name->len + 2
                  && ngx_strncmp(key + 1, name->data, name->len) == 0);
@@ -343,9 +349,13 @@ ngx_rpc_json_member(u_char *start, u_char *last, ngx_str_t *name,
         p = ngx_rpc_json_skip(p, last);
 
         if (match) {
+            if (found) {
+                return NGX_DECLINED;
+            }
+
+            found = 1;
             range->start = value - start;
             range->end = p - start;
-            return NGX_OK;
         }
 
         while (p < last && *p != ',' && *p != '}') {
@@ -353,11 +363,13 @@ ngx_rpc_json_member(u_char *start, u_char *last, ngx_str_t *name,
         }
 
         if (p == last || *p == '}') {
-            return NGX_DECLINED;
+            break;
         }
 
         p++;
     }
+
+    return found ? NGX_OK : NGX_DECLINED;
 }
 
 

@@ -373,23 +373,23 @@ SKIP: {
            . "read: the worker stays under $bound MB for 5 s");
     like(error_log_text($from), qr/subscription upstream: cannot send/,
          'a node that floods pings: the gateway drops the connection (logged)');
-    # the connection that floods goes on until the gateway drops it: the
-    # key must be live on a connection made after the flood ended
-    my $last = max(map { $_->{conn} }
-                   @{ node('NODE2', 'stats', path => '/flood')->{handshakes} });
-    ok(wait_for(sub { grep { $_->{live} && $_->{conn} > $last }
-                      @{ node('NODE2', 'stats', path => '/flood')->{subs} } },
-                4 + $T),
-       'the flood ends: the key is subscribed again')
-        or diag("after conn $last: " . $json->encode(
-                    node('NODE2', 'stats', path => '/flood')->{subs})
-                . "\n" . join "\n", grep { /subscription upstream/ }
+    # the flood is off: the key is live again once an event of the node
+    # reaches the client with its original id (a connection still flooding
+    # reads nothing, so emit until one does)
+    my $got = '';
+    wait_for(sub {
+        my $e = node('NODE2', 'emit', key => '["flood"]', path => '/flood');
+        return unless $e->{events};
+        my $m;
+        1 while ($m = next_text($a, 0.3)) =~ /^\{"jsonrpc":"2.0","id"/;
+        $got = event_of($m) // '';
+        return $got =~ /^\Q$id\E:/;
+    }, 4 + $T);
+    like($got, qr/^\Q$id\E:\d+$/,
+         'the flood ends: the key is subscribed again, the client gets '
+         . 'events with its original id')
+        or diag(join "\n", grep { /subscription upstream/ }
                     split /\n/, error_log_text($from));
-    my $e = node('NODE2', 'emit', key => '["flood"]', path => '/flood');
-    my $m;
-    1 while ($m = next_text($a)) =~ /^\{"jsonrpc":"2.0","id"/;
-    is(event_of($m), "$id:$e->{seq}[0]",
-       'the flood ends: the client gets events with its original id');
     close $a;
     RPCTest::check_error_log($from, 'a ping flood');
 }
@@ -445,6 +445,66 @@ SKIP: {
        . 'event at once');
     close $_ for $v, @c;
     RPCTest::check_error_log($from, 'many large keys');
+}
+
+# ====================================================================
+# A node that refuses a key when it is subscribed again
+# ====================================================================
+
+# after a reconnect the node refuses one key: its client keeps its
+# connection and id, and the gateway asks again after a backoff until the
+# node takes it (it used to wait for the next reconnect, forever)
+{
+    my $from = length error_log_text();
+    my $a = client('/retry');
+    my $b = client('/retry');
+    my $ida = subscribe($a, '["refuseme"]');
+    my $idb = subscribe($b, '["other"]');
+    node('NODE', 'config', reset => 1, refuse => '["refuseme"]',
+         error => '{"code":-32000,"message":"busy"}');
+    node('NODE', 'drop', how => 'close', path => '/retry');
+    ok(wait_for(sub { error_log_text($from)
+                      =~ /subscription upstream refused .*busy/ }),
+       'the node refuses a key after a reconnect (logged)');
+    sleep 0.3;
+    node('NODE', 'config', reset => 1);
+    ok(wait_for(sub { key_stats('NODE', '/retry', '["refuseme"]')->{live} }),
+       'the refused key is asked again once the node takes it');
+    my $e = node('NODE', 'emit', path => '/retry');
+    is(event_of(next_text($a)), "$ida:$e->{seq}[0]",
+       'the refused key: its client gets events again, with its id');
+    is(event_of(next_text($b)), "$idb:$e->{seq}[0]",
+       'the other key: its client got events throughout');
+    close $_ for $a, $b;
+}
+
+# ====================================================================
+# Events whose subscription member a client could read otherwise
+# ====================================================================
+
+# "subscription" twice (a client's JSON decoder takes the last), or with
+# an escape in its name: the node's id would reach the client, so the
+# event is dropped, logged; the next plain event comes
+{
+    my $from = length error_log_text();
+    my $a = client('/retry');
+    my $id = subscribe($a, '["dup"]');
+    for my $t ('{"jsonrpc":"2.0","method":"eth_subscription","params":{'
+               . '"subscription":{sub},"result":{"seq":{seq}},'
+               . '"subscription":{sub}}}',
+               '{"jsonrpc":"2.0","method":"eth_subscription","params":{'
+               . '"result":{"seq":{seq}},"subscription":{sub},'
+               . '"subscripti\\u006fn":{sub}}}') {
+        node('NODE', 'emit', key => '["dup"]', path => '/retry',
+             template => $t);
+    }
+    my $e = node('NODE', 'emit', key => '["dup"]', path => '/retry');
+    is(event_of(next_text($a)), "$id:$e->{seq}[0]",
+       'events with params.subscription twice, or once with an escape in '
+       . 'its name, are dropped; the next one comes');
+    my $n = () = error_log_text($from) =~ /without one plain params\.subscription/g;
+    is($n, 2, 'both dropped events are logged');
+    close $a;
 }
 
 RPCTest::check_error_log(0, 'hostile nodes and clients');
@@ -503,6 +563,13 @@ __DATA__
 upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 8; }
 upstream subs { server 127.0.0.1:$DEAD_PORT; server 127.0.0.1:$NODE_PORT; }
 --- config
+location /retry {
+    rpc_pass backend;
+    rpc_websocket on;
+    rpc_subscribe_pass ws://127.0.0.1:$NODE_PORT/retry;
+    rpc_subscribe_linger 1s;
+    rpc_subscribe_reconnect 100ms 400ms;
+}
 location /failover {
     rpc_pass backend;
     rpc_websocket on;
