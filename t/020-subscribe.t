@@ -31,16 +31,12 @@ use warnings;
 use Test::Base;
 use Test::More import => [qw(BAIL_OUT note)];
 use Time::HiRes qw(sleep time);
-use Encode qw(encode_utf8);
 use JSON::PP;
 use List::Util qw(max min);
 use lib 't/lib';
 use RPCTest;
 use RPCFrame;
-
-my $js = "$RPCTest::Root/t/js";
--d "$js/node_modules/ws"
-    or BAIL_OUT("t/js/node_modules/ws is missing: run 'make deps'");
+use RPCNode;
 
 # bounds for what must come: generous under valgrind; what must not come
 # too early keeps its bound
@@ -49,59 +45,8 @@ my $T = 3 * $slow;
 my $json = JSON::PP->new->canonical->allow_nonref;
 
 # ====================================================================
-# The node: t/js/wsnode.js on NAME_PORT, steered on NAME_CTL_PORT
+# The node (t/lib/RPCNode.pm starts and steers it): what it received
 # ====================================================================
-
-my %Nodes;
-
-sub node_start {
-    my ($name) = @_;
-    my @cmd = ('node', "$js/wsnode.js", port("${name}_PORT"),
-               port("${name}_CTL_PORT"));
-    my $pid = open(my $out, '-|', @cmd) or BAIL_OUT("node: $!");
-    local $SIG{ALRM} = sub { BAIL_OUT("wsnode.js $name did not start") };
-    alarm 20;
-    my $line = <$out> // '';
-    alarm 0;
-    $line =~ /^ready/ or BAIL_OUT("wsnode.js $name did not start: $line");
-    $Nodes{$name} = { pid => $pid, out => $out };
-}
-
-END {
-    local $?;
-    for my $n (values %Nodes) {
-        kill 'TERM', $n->{pid};
-        close $n->{out};
-    }
-}
-
-sub uri_escape {
-    my ($v) = @_;
-    $v = encode_utf8($v);
-    $v =~ s/([^A-Za-z0-9_.~-])/sprintf '%%%02X', ord $1/ge;
-    return $v;
-}
-
-# a control command: its answer, decoded (texts as UTF-8 bytes)
-sub node {
-    my ($name, $cmd, %args) = @_;
-    my $q = join '&', map { "$_=" . uri_escape($args{$_}) } sort keys %args;
-    my $r = http_request(path => "/$cmd", body => $q,
-                         port => port("${name}_CTL_PORT"));
-    my $v = eval { JSON::PP->new->utf8->decode($r->{body}) };
-    die "wsnode $name $cmd: $r->{status} $r->{body}\n" unless $v;
-    for my $t (@{ $v->{texts} // [] }, @{ $v->{received} // [] }) {
-        $t->{text} = encode_utf8($t->{text});
-    }
-    return $v;
-}
-
-# counters of one key (the compact JSON of the params) under a path
-sub key_stats {
-    my ($name, $path, $key) = @_;
-    my $k = node($name, 'stats', path => $path)->{keys}{$key} // {};
-    return { subscribes => 0, unsubscribes => 0, live => 0, %$k };
-}
 
 # the texts the node received on a path, from the $from'th on; in scalar
 # context, how many
@@ -119,62 +64,10 @@ sub upstream_ids {
            @{ node($name, 'stats', path => $path)->{subs} };
 }
 
-# waits until $cond returns true (or $t seconds pass); returns its value
-sub wait_for {
-    my ($cond, $t) = @_;
-    my $end = time + ($t // $T);
-    while (time < $end) {
-        my $v = $cond->();
-        return $v if $v;
-        sleep 0.02;
-    }
-    return $cond->();
-}
 
 # ====================================================================
-# Clients
+# Clients (more in t/lib/RPCNode.pm)
 # ====================================================================
-
-sub call {
-    my ($m, $p, $id) = @_;
-    return qq({"jsonrpc":"2.0","method":"$m","params":$p,"id":$id})
-        if defined $id;
-    return qq({"jsonrpc":"2.0","method":"$m","params":$p});
-}
-
-sub result {
-    my ($id, $r) = @_;
-    return qq({"jsonrpc":"2.0","id":$id,"result":$r});
-}
-
-sub error {
-    my ($code, $message, $id) = @_;
-    return qq({"jsonrpc":"2.0","error":{"code":$code,"message":"$message"},)
-         . qq("id":$id});
-}
-
-sub client {
-    my ($path, %o) = @_;
-    my ($s, $res) = ws_connect($path // '/rpc', %o);
-    die "ws_connect $path: $res->{status}\n" unless $res->{status} == 101;
-    return $s;
-}
-
-# the next text message (pings from the gateway answered on the way), or
-# "<what came instead>" ("<timeout>", "<close 1008>", "<EOF>")
-sub next_text {
-    my ($s, $t) = @_;
-    my $end = time + ($t // $T);
-    while (1) {
-        my $f = ws_read_frame($s, max($end - time, 0.001));
-        if ($f && $f->{opcode} == PING) {
-            ws_send($s, ws_frame(PONG, $f->{payload}));
-            next;
-        }
-        return $f->{payload} if $f && $f->{opcode} == TEXT && $f->{fin};
-        return '<' . ws_describe($f) . '>';
-    }
-}
 
 # the messages a client gets in $t seconds, the gateway's pings answered
 # meanwhile (a "<what>" last when the connection ended)
@@ -198,34 +91,9 @@ sub quiet {
     return $m eq '<timeout>' ? 'timeout' : $m;
 }
 
-# subscribes: the id the gateway answered, or "<the answer>"
-sub subscribe {
-    my ($s, $params, $id, $method) = @_;
-    $id //= 1;
-    ws_text($s, call($method // 'eth_subscribe', $params, $id));
-    my $a = next_text($s);
-    return $1 if $a =~ /^\{"jsonrpc":"2.0","id":$id,"result":"(0x[0-9a-f]{32})"\}$/;
-    return "<$a>";
-}
-
 sub unsubscribe {
     my ($s, $sub, $id) = @_;
     return rpc($s, call('eth_unsubscribe', qq(["$sub"]), $id // 1));
-}
-
-sub rpc {
-    my ($s, $text, $t) = @_;
-    ws_text($s, $text);
-    return next_text($s, $t);
-}
-
-# an event's subscription and seq: "0x...:7", or "<text>"
-sub event_of {
-    my ($text) = @_;
-    my $e = eval { $json->decode($text) };
-    return "<$text>" unless ref $e eq 'HASH' && ref $e->{params} eq 'HASH'
-                            && ref $e->{params}{result} eq 'HASH';
-    return "$e->{params}{subscription}:$e->{params}{result}{seq}";
 }
 
 # the node's text of an event with the upstream id at params.subscription
@@ -243,7 +111,6 @@ sub spliced {
     return $text;
 }
 
-sub valid_id { $_[0] =~ /^0x[0-9a-f]{32}$/ }
 
 # ====================================================================
 # HTTP: -32601, never forwarded (the blocks of __DATA__)
@@ -1149,13 +1016,11 @@ Host: backend
 [{"jsonrpc":"2.0","id":0,"method":"sum","params":[1,2]}]
 
 
-
 === TEST 2: over HTTP, a single eth_subscribe
 --- request
 {"jsonrpc":"2.0","method":"eth_subscribe","params":["newHeads"],"id":"s"}
 --- response_body
 {"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":"s"}
-
 
 
 === TEST 3: over HTTP without rpc_subscribe_pass: not forwarded either
@@ -1173,7 +1038,6 @@ Host: backend
 [{"jsonrpc":"2.0","id":0,"method":"sum","params":[2,2]}]
 
 
-
 === TEST 4: over HTTP, a notification of eth_subscribe is dropped, not forwarded
 --- request
 [{"jsonrpc":"2.0","method":"eth_subscribe","params":["newHeads"]},
@@ -1184,7 +1048,6 @@ Host: backend
 POST / HTTP/1.1
 Host: backend
 [{"jsonrpc":"2.0","id":0,"method":"sum","params":[3,3]}]
-
 
 
 === two workers

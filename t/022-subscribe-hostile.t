@@ -24,157 +24,20 @@ use warnings;
 use Test::Base;
 use Test::More import => [qw(BAIL_OUT note)];
 use Time::HiRes qw(sleep time);
-use Encode qw(encode_utf8);
-use Digest::SHA qw(sha1_hex);
 use JSON::PP;
 use List::Util qw(max);
 use lib 't/lib';
 use RPCTest;
 use RPCFrame;
-
-my $js = "$RPCTest::Root/t/js";
--d "$js/node_modules/ws"
-    or BAIL_OUT("t/js/node_modules/ws is missing: run 'make deps'");
+use RPCNode;
 
 my $slow = $Valgrind ? 5 : 1;
 my $T = 3 * $slow;
 my $json = JSON::PP->new->canonical->allow_nonref;
 
 # ====================================================================
-# The node (as in t/020-subscribe.t): t/js/wsnode.js on NAME_PORT,
-# steered on NAME_CTL_PORT
+# The nodes and clients are t/lib/RPCNode.pm's; the worker's memory
 # ====================================================================
-
-my %Nodes;
-
-sub node_start {
-    my ($name) = @_;
-    my @cmd = ('node', "$js/wsnode.js", port("${name}_PORT"),
-               port("${name}_CTL_PORT"));
-    my $pid = open(my $out, '-|', @cmd) or BAIL_OUT("node: $!");
-    local $SIG{ALRM} = sub { BAIL_OUT("wsnode.js $name did not start") };
-    alarm 20;
-    my $line = <$out> // '';
-    alarm 0;
-    $line =~ /^ready/ or BAIL_OUT("wsnode.js $name did not start: $line");
-    $Nodes{$name} = { pid => $pid, out => $out };
-}
-
-END {
-    local $?;
-    for my $n (values %Nodes) {
-        kill 'TERM', $n->{pid};
-        close $n->{out};
-    }
-}
-
-sub uri_escape {
-    my ($v) = @_;
-    $v = encode_utf8($v);
-    $v =~ s/([^A-Za-z0-9_.~-])/sprintf '%%%02X', ord $1/ge;
-    return $v;
-}
-
-sub node {
-    my ($name, $cmd, %args) = @_;
-    my $q = join '&', map { "$_=" . uri_escape($args{$_}) } sort keys %args;
-    my $r = http_request(path => "/$cmd", body => $q,
-                         port => port("${name}_CTL_PORT"));
-    my $v = eval { JSON::PP->new->utf8->decode($r->{body}) };
-    die "wsnode $name $cmd: $r->{status} $r->{body}\n" unless $v;
-    return $v;
-}
-
-# stats without the texts (stats lite=1: huge keys named by a digest)
-sub lite {
-    my ($name, $path) = @_;
-    return node($name, 'stats', path => $path, lite => 1);
-}
-
-sub lite_key {
-    my ($k) = @_;
-    return length $k <= 200 ? $k
-         : substr($k, 0, 100) . '...' . substr(sha1_hex($k), 0, 12);
-}
-
-sub key_stats {
-    my ($name, $path, $key) = @_;
-    my $k = lite($name, $path)->{keys}{lite_key($key)} // {};
-    return { subscribes => 0, unsubscribes => 0, live => 0, %$k };
-}
-
-sub wait_for {
-    my ($cond, $t) = @_;
-    my $end = time + ($t // $T);
-    while (time < $end) {
-        my $v = $cond->();
-        return $v if $v;
-        sleep 0.02;
-    }
-    return $cond->();
-}
-
-# ====================================================================
-# Clients (as in t/020-subscribe.t)
-# ====================================================================
-
-sub call {
-    my ($m, $p, $id) = @_;
-    return qq({"jsonrpc":"2.0","method":"$m","params":$p,"id":$id});
-}
-
-sub error {
-    my ($code, $message, $id) = @_;
-    return qq({"jsonrpc":"2.0","error":{"code":$code,"message":"$message"},)
-         . qq("id":$id});
-}
-
-sub client {
-    my ($path, %o) = @_;
-    my ($s, $res) = ws_connect($path, %o);
-    die "ws_connect $path: $res->{status}\n" unless $res->{status} == 101;
-    return $s;
-}
-
-sub next_text {
-    my ($s, $t) = @_;
-    my $end = time + ($t // $T);
-    while (1) {
-        my $f = ws_read_frame($s, max($end - time, 0.001));
-        if ($f && $f->{opcode} == PING) {
-            ws_send($s, ws_frame(PONG, $f->{payload}));
-            next;
-        }
-        return $f->{payload} if $f && $f->{opcode} == TEXT && $f->{fin};
-        return '<' . ws_describe($f) . '>';
-    }
-}
-
-sub subscribe {
-    my ($s, $params, $id, $t) = @_;
-    $id //= 1;
-    ws_text($s, call('eth_subscribe', $params, $id));
-    my $a = next_text($s, $t);
-    return $1 if $a =~ /^\{"jsonrpc":"2.0","id":$id,"result":"(0x[0-9a-f]{32})"\}$/;
-    return "<$a>";
-}
-
-sub rpc {
-    my ($s, $text, $t) = @_;
-    ws_text($s, $text);
-    return next_text($s, $t);
-}
-
-sub event_of {
-    my ($text) = @_;
-    my $e = eval { $json->decode($text) };
-    return '<' . substr($text, 0, 200) . '>'
-        unless ref $e eq 'HASH' && ref $e->{params} eq 'HASH'
-               && ref $e->{params}{result} eq 'HASH';
-    return "$e->{params}{subscription}:$e->{params}{result}{seq}";
-}
-
-sub valid_id { $_[0] =~ /^0x[0-9a-f]{32}$/ }
 
 # the master's children: the worker processes
 sub workers {
