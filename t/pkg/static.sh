@@ -33,47 +33,12 @@ esac
 
 if [ ! -f "$dst/src/.done" ]; then
     rm -rf "$dst/src"
-    a=$dst/src/apt
-    mkdir -p "$a/lists/partial" "$a/cache/archives/partial" "$a/sources.list.d"
-    : > "$a/sources.list"
-    if [ -f /etc/apt/sources.list ]; then
-        sed -n 's/^deb /deb-src /p' /etc/apt/sources.list > "$a/sources.list"
-    fi
-    for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        case $f in
-        *.sources) sed 's/^Types:.*/Types: deb-src/' "$f" ;;
-        *) sed -n 's/^deb /deb-src /p' "$f" ;;
-        esac > "$a/sources.list.d/${f##*/}"
-    done
-    apt=(-o Dir::Etc::SourceList="$a/sources.list"
-         -o Dir::Etc::SourceParts="$a/sources.list.d"
-         -o Dir::State::Lists="$a/lists"
-         -o Dir::Cache="$a/cache")
-
-    echo "static: fetching Debian's nginx source (private apt lists in $a)"
-    apt-get "${apt[@]}" update -qq > "$dst/src/apt.log" 2>&1 \
-        || { tail -20 "$dst/src/apt.log"; exit 1; }
-
-    want=$(dpkg-query -W -f='${Version}' nginx)
-    got=
-    for v in $want $(apt-cache "${apt[@]}" showsrc nginx 2>/dev/null \
-                     | sed -n 's/^Version: //p' | sort -rV); do
-        case $v in "${want%%-*}"-*) ;; *) continue ;; esac
-        if (cd "$dst/src" && apt-get "${apt[@]}" source -qq "nginx=$v" \
-                >> "$dst/src/apt.log" 2>&1); then
-            got=$v
-            break
-        fi
-    done
-    [ -n "$got" ] || { tail -20 "$dst/src/apt.log";
-                       echo "no source of nginx ${want%%-*} on the mirror" >&2;
-                       exit 1; }
-    ln -sfn "$(cd "$dst/src" && ls -d nginx-*/ | head -1)" "$dst/src/nginx"
-    echo "nginx $got (installed: $want)" > "$dst/src/version"
+    echo "static: fetching Debian's nginx source (private apt lists in" \
+         "$dst/src/apt)"
+    t/apt-source.sh "$dst/src" nginx nginx
     touch "$dst/src/.done"
 fi
-echo "static: source $(cat "$dst/src/version")"
+echo "static: source $(cat "$dst/src/versions")"
 
 # --- configure (again when the module's config changed) and build
 
