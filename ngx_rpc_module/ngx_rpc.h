@@ -144,6 +144,7 @@ typedef struct {
     ngx_int_t                    error;
     unsigned                     complete:1;
     unsigned                     done:1;
+    unsigned                     spaced:1;  /* white space between tokens */
 } ngx_rpc_parser_t;
 
 
@@ -531,6 +532,8 @@ struct ngx_rpc_message_s {
     ngx_int_t                    error;
     off_t                        body_size;
     ngx_str_t                    codes;
+    ngx_str_t                    key_prefix;   /* of its cache keys */
+    ngx_http_upstream_srv_conf_t  *key_upstream;
     unsigned                     batch:1;
     unsigned                     responded:1;
     unsigned                     failed:1;
@@ -693,6 +696,8 @@ ngx_int_t ngx_rpc_parse_slice(ngx_rpc_parser_t *p, ngx_pool_t *pool,
     ngx_rpc_range_t *range, ngx_chain_t ***ll);
 ngx_int_t ngx_rpc_parse_copy(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
     ngx_str_t *out);
+u_char *ngx_rpc_parse_copy_squeezed(ngx_rpc_parser_t *p,
+    ngx_rpc_range_t *range, u_char *dst);
 u_char *ngx_rpc_parse_copy_to(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
     u_char *dst);
 

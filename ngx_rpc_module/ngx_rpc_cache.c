@@ -148,28 +148,25 @@ ngx_rpc_cache_key(ngx_rpc_call_t *call)
     size_t                         len;
     ngx_str_t                      name;
     ngx_rpc_msg_t                 *msg;
+    ngx_rpc_message_t             *ctx;
     ngx_rpc_parser_t              *parser;
     ngx_rpc_session_t             *s;
     ngx_rpc_loc_conf_t            *rlcf;
     ngx_http_upstream_srv_conf_t  *uscf;
 
     msg = call->msg;
-    parser = &call->ctx->parser;
+    ctx = call->ctx;
+    parser = &ctx->parser;
     uscf = call->upstream->upstream;
-    rlcf = ngx_http_get_module_loc_conf(call->ctx->request, ngx_rpc_module);
-
-    len = 2 + (msg->member[NGX_RPC_M_METHOD].range.end
-               - msg->member[NGX_RPC_M_METHOD].range.start)
-          + (msg->member[NGX_RPC_M_PARAMS].range.end
-             - msg->member[NGX_RPC_M_PARAMS].range.start);
+    rlcf = ngx_http_get_module_loc_conf(ctx->request, ngx_rpc_module);
 
     if (rlcf->cache_key) {
-        s = call->ctx->session;
+        s = ctx->session;
 
         /* once a session: a WebSocket request's pool lives as long */
 
         if (!s->cache_key_set) {
-            if (ngx_http_complex_value(call->ctx->request, rlcf->cache_key,
+            if (ngx_http_complex_value(ctx->request, rlcf->cache_key,
                                        &s->cache_key)
                 != NGX_OK)
             {
@@ -180,33 +177,49 @@ ngx_rpc_cache_key(ngx_rpc_call_t *call)
         }
 
         name = s->cache_key;
-        len += name.len;
 
     } else {
-        len += uscf->host.len + NGX_INT_T_LEN + rlcf->uri.len + 1;
+
+        /* once a message for each upstream group its calls go to */
+
+        if (ctx->key_upstream != uscf) {
+            p = ngx_pnalloc(ctx->pool,
+                            uscf->host.len + NGX_INT_T_LEN + rlcf->uri.len);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            ctx->key_prefix.len = ngx_sprintf(p, "%V:%ui%V", &uscf->host,
+                                              (ngx_uint_t) uscf->port,
+                                              &rlcf->uri)
+                                  - p;
+            ctx->key_prefix.data = p;
+            ctx->key_upstream = uscf;
+        }
+
+        name = ctx->key_prefix;
     }
 
-    p = ngx_pnalloc(call->ctx->pool, len);
+    len = name.len + 3 + (msg->member[NGX_RPC_M_METHOD].range.end
+                          - msg->member[NGX_RPC_M_METHOD].range.start)
+          + (msg->member[NGX_RPC_M_PARAMS].range.end
+             - msg->member[NGX_RPC_M_PARAMS].range.start);
+
+    p = ngx_pnalloc(ctx->pool, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    if (rlcf->cache_key) {
-        last = ngx_sprintf(p, "%V\n", &name);
-
-    } else {
-        last = ngx_sprintf(p, "%V:%ui%V\n", &uscf->host,
-                           (ngx_uint_t) uscf->port, &rlcf->uri);
-    }
+    last = ngx_cpymem(p, name.data, name.len);
+    *last++ = '\n';
 
     last = ngx_rpc_parse_copy_to(parser,
                                  &msg->member[NGX_RPC_M_METHOD].range, last);
     *last++ = '\n';
 
     if (msg->member[NGX_RPC_M_PARAMS].type != NGX_RPC_NONE) {
-        last = ngx_rpc_squeeze(last,
-                   ngx_rpc_parse_copy_to(parser,
-                                  &msg->member[NGX_RPC_M_PARAMS].range, last));
+        last = ngx_rpc_parse_copy_squeezed(parser,
+                                  &msg->member[NGX_RPC_M_PARAMS].range, last);
     }
 
     call->key.data = p;

@@ -23,10 +23,11 @@
 #define ngx_rpc_parse_space(ch)                                              \
     ((ch) == ' ' || (ch) == '\t' || (ch) == '\r' || (ch) == '\n')
 
-/* what ends a bare token (a number, a literal) */
-#define ngx_rpc_parse_delimiter(ch)                                          \
-    (ngx_rpc_parse_space(ch) || (ch) == ',' || (ch) == ':' || (ch) == '"'    \
-     || (ch) == '[' || (ch) == ']' || (ch) == '{' || (ch) == '}')
+/* byte classes of the lexer's table */
+#define NGX_RPC_C_PLAIN_END   1    /* of plain ASCII in a string */
+#define NGX_RPC_C_BARE_END    2    /* of a bare token (number, literal) */
+#define NGX_RPC_C_SPACE       4
+#define NGX_RPC_C_FAULT       8    /* form feed, vertical tab */
 
 /* lexical states, and the longest open token yajl is given in pieces */
 #define NGX_RPC_LEX_OUT       0
@@ -57,6 +58,7 @@ static int ngx_rpc_parse_scalar(ngx_rpc_parser_t *p, ngx_uint_t type);
 static int ngx_rpc_parse_open(ngx_rpc_parser_t *p, ngx_uint_t type);
 static ngx_rpc_msg_t *ngx_rpc_parse_msg(ngx_rpc_parser_t *p,
     ngx_uint_t type, off_t start);
+static ngx_uint_t ngx_rpc_parse_member(const u_char *s, size_t len);
 static ngx_int_t ngx_rpc_parse_keep(ngx_rpc_parser_t *p, u_char *data,
     size_t len);
 static ngx_int_t ngx_rpc_parse_after(ngx_rpc_parser_t *p, u_char *data,
@@ -85,16 +87,6 @@ static yajl_callbacks  ngx_rpc_parse_callbacks = {
     ngx_rpc_parse_end_container,
     ngx_rpc_parse_start_array,
     ngx_rpc_parse_end_container
-};
-
-
-static ngx_str_t  ngx_rpc_members[] = {
-    ngx_string("jsonrpc"),
-    ngx_string("method"),
-    ngx_string("params"),
-    ngx_string("id"),
-    ngx_string("result"),
-    ngx_string("error")
 };
 
 
@@ -320,42 +312,54 @@ ngx_rpc_parse_yajl(ngx_rpc_parser_t *p, u_char *data, size_t len, off_t base)
 static size_t
 ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
 {
-    u_char      ch;
-    size_t      i;
-    ngx_uint_t  lex, open;
+    u_char          ch, c;
+    size_t          i;
+    ngx_uint_t      lex, open, spaced;
+    ngx_rpc_utf8_t  utf8;
 
-                    /* in a string: ASCII but '"', '\\', "\f", "\v" */
+    /*
+     * NGX_RPC_C_* of each byte: plain ASCII in a string ends at '"', '\\',
+     * "\f", "\v" and bytes that are not ASCII; a bare token at white space
+     * and ",:\"[]{}"
+     */
 
-    static uint32_t  plain[] = {
-        0xffffe7ff, /* 1111 1111 1111 1111  1110 0111 1111 1111 */
-
-                    /* ?>=< ;:98 7654 3210  /.-, +*)( '&%$ #"!  */
-        0xfffffffb, /* 1111 1111 1111 1111  1111 1111 1111 1011 */
-
-                    /* _^]\ [ZYX WVUT SRQP  ONML KJIH GFED CBA@ */
-        0xefffffff, /* 1110 1111 1111 1111  1111 1111 1111 1111 */
-
-                    /*  ~}| {zyx wvut srqp  onml kjih gfed cba` */
-        0xffffffff, /* 1111 1111 1111 1111  1111 1111 1111 1111 */
-
-        0x00000000, 0x00000000, 0x00000000, 0x00000000
+    static u_char  cls[] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 6, 9, 9, 6, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        6, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1, 2, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2, 0, 0,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
     };
 
     lex = p->lex;
     open = (lex != NGX_RPC_LEX_OUT);
+    spaced = 0;
+    utf8 = p->utf8;
 
     for (i = 0; i < n; i++) {
         ch = data[i];
+        c = cls[ch];
 
-        if (ch == '\f' || ch == '\v') {
+        if (c & NGX_RPC_C_FAULT) {
             goto fault;
         }
 
         switch (lex) {
 
         case NGX_RPC_LEX_STRING:
-            if (ch >= 0x80 || p->utf8.left) {
-                if (ngx_rpc_utf8(&p->utf8, ch) != NGX_OK) {
+            if (ch >= 0x80 || utf8.left) {
+                if (ngx_rpc_utf8(&utf8, ch) != NGX_OK) {
                     goto fault;
                 }
 
@@ -375,8 +379,7 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
 
             } else {
                 while (i + 1 < n
-                       && (plain[data[i + 1] >> 5]
-                           & (1U << (data[i + 1] & 0x1f))))
+                       && !(cls[data[i + 1]] & NGX_RPC_C_PLAIN_END))
                 {
                     i++;
                 }
@@ -389,7 +392,7 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
             break;
 
         case NGX_RPC_LEX_BARE:
-            if (!ngx_rpc_parse_delimiter(ch)) {
+            if (!(c & NGX_RPC_C_BARE_END)) {
                 break;
             }
 
@@ -407,14 +410,19 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
                 lex = NGX_RPC_LEX_STRING;
                 p->token = p->total + i;
 
-            } else if (!ngx_rpc_parse_delimiter(ch)) {
+            } else if (!(c & NGX_RPC_C_BARE_END)) {
                 lex = NGX_RPC_LEX_BARE;
                 p->token = p->total + i;
+
+            } else {
+                spaced |= c & NGX_RPC_C_SPACE;
             }
         }
     }
 
     p->lex = lex;
+    p->utf8 = utf8;
+    p->spaced |= (spaced != 0);
 
     if (open) {
         *e = n;
@@ -425,6 +433,8 @@ ngx_rpc_parse_lex(ngx_rpc_parser_t *p, u_char *data, size_t n, size_t *e)
 fault:
 
     p->lex = lex;
+    p->utf8 = utf8;
+    p->spaced |= (spaced != 0);
 
     if (open) {
         *e = i;
@@ -725,7 +735,7 @@ ngx_rpc_parse_string(void *ctx, const unsigned char *s, size_t len)
             msg->method.len = len;
 
         } else if (p->key == NGX_RPC_M_JSONRPC) {
-            msg->version_ok = (len == 3 && ngx_strncmp(s, "2.0", 3) == 0);
+            msg->version_ok = (len == 3 && ngx_memcmp(s, "2.0", 3) == 0);
         }
     }
 
@@ -767,13 +777,7 @@ ngx_rpc_parse_map_key(void *ctx, const unsigned char *s, size_t len)
     if (p->depth == depth) {
         p->key = NGX_RPC_M_N;
 
-        for (i = 0; i < NGX_RPC_M_N; i++) {
-            if (ngx_rpc_members[i].len == len
-                && ngx_strncmp(ngx_rpc_members[i].data, s, len) == 0)
-            {
-                break;
-            }
-        }
+        i = ngx_rpc_parse_member(s, len);
 
         if (i == NGX_RPC_M_N) {
             return 1;
@@ -787,10 +791,58 @@ ngx_rpc_parse_map_key(void *ctx, const unsigned char *s, size_t len)
         p->key = i;
 
     } else if (p->depth == depth + 1 && p->key == NGX_RPC_M_ERROR) {
-        msg->code_key = (len == 4 && ngx_strncmp(s, "code", 4) == 0);
+        msg->code_key = (len == 4 && ngx_memcmp(s, "code", 4) == 0);
     }
 
     return 1;
+}
+
+
+/* comparisons of constant length, which the compiler does inline */
+
+static ngx_uint_t
+ngx_rpc_parse_member(const u_char *s, size_t len)
+{
+    switch (len) {
+
+    case 2:
+        if (s[0] == 'i' && s[1] == 'd') {
+            return NGX_RPC_M_ID;
+        }
+
+        break;
+
+    case 5:
+        if (ngx_memcmp(s, "error", 5) == 0) {
+            return NGX_RPC_M_ERROR;
+        }
+
+        break;
+
+    case 6:
+        if (ngx_memcmp(s, "method", 6) == 0) {
+            return NGX_RPC_M_METHOD;
+        }
+
+        if (ngx_memcmp(s, "params", 6) == 0) {
+            return NGX_RPC_M_PARAMS;
+        }
+
+        if (ngx_memcmp(s, "result", 6) == 0) {
+            return NGX_RPC_M_RESULT;
+        }
+
+        break;
+
+    case 7:
+        if (ngx_memcmp(s, "jsonrpc", 7) == 0) {
+            return NGX_RPC_M_JSONRPC;
+        }
+
+        break;
+    }
+
+    return NGX_RPC_M_N;
 }
 
 
@@ -1121,4 +1173,20 @@ ngx_rpc_parse_copy_to(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
     }
 
     return dst;
+}
+
+
+/* a value without the white space between its tokens, for keys */
+
+u_char *
+ngx_rpc_parse_copy_squeezed(ngx_rpc_parser_t *p, ngx_rpc_range_t *range,
+    u_char *dst)
+{
+    u_char  *last;
+
+    last = ngx_rpc_parse_copy_to(p, range, dst);
+
+    /* none anywhere in the stream: nothing to take out */
+
+    return p->spaced ? ngx_rpc_squeeze(dst, last) : last;
 }

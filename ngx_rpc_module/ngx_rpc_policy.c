@@ -107,6 +107,11 @@ ngx_rpc_policy_glob(u_char *p, u_char *pe, u_char *s, u_char *se)
         if (p < pe && *p == '*') {
             star = ++p;
             mark = s;
+
+            if (p == pe) {
+                return 1;    /* a star at the end takes the rest */
+            }
+
             continue;
         }
 

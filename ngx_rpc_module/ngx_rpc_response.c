@@ -1,21 +1,37 @@
 
 /*
- * Response assembly: the client's answer is a chain of small buffers of
- * literals and client ids around slices of the upstream replies.
+ * Response assembly: the client's answer is written into one block: the
+ * literals, the client ids and the small answers, copied.  An answer of
+ * NGX_RPC_ANSWER_SMALL bytes or more goes by reference, as slices of the
+ * upstream reply or the cached copy: a batch of small answers is one
+ * buffer (one iovec), and a large answer is never copied.
  */
 
 
 #include "ngx_rpc.h"
 
 
-#define NGX_RPC_CODE_LEN  (NGX_INT_T_LEN + 1)
+#define NGX_RPC_CODE_LEN      (NGX_INT_T_LEN + 1)
+#define NGX_RPC_ANSWER_SMALL  1024
+#define NGX_RPC_ANSWER_BLOCK  2048
+
+
+typedef struct {
+    ngx_pool_t    *pool;
+    ngx_chain_t  **ll;
+    u_char        *pos;    /* written, not linked yet */
+    u_char        *last;
+    u_char        *end;
+} ngx_rpc_answer_t;
 
 
 static ngx_int_t ngx_rpc_response_call(ngx_rpc_message_t *ctx,
-    ngx_rpc_call_t *call, ngx_str_t *sep, ngx_chain_t ***ll,
+    ngx_rpc_call_t *call, ngx_str_t *sep, ngx_rpc_answer_t *a,
     ngx_uint_t *open);
 static ngx_int_t ngx_rpc_response_error_obj(ngx_rpc_message_t *ctx,
-    ngx_int_t code, ngx_rpc_msg_t *msg, ngx_str_t *sep, ngx_chain_t ***ll);
+    ngx_int_t code, ngx_rpc_msg_t *msg, ngx_str_t *sep, ngx_rpc_answer_t *a);
+static u_char *ngx_rpc_answer_reserve(ngx_rpc_answer_t *a, size_t size);
+static ngx_int_t ngx_rpc_answer_flush(ngx_rpc_answer_t *a);
 static u_char *ngx_rpc_response_id(ngx_rpc_message_t *ctx, ngx_rpc_msg_t *msg,
     u_char *p);
 static void ngx_rpc_response_code(ngx_rpc_message_t *ctx, ngx_int_t code,
@@ -67,18 +83,18 @@ ngx_rpc_error_message(ngx_int_t code)
 
 
 /*
- * Each answer is a head buffer (separator, the previous answer's closing
- * brace, the literals and the client's id, copied) and, for an upstream
- * answer, a slice of the upstream reply: two buffers a call.
+ * Each answer is its head (separator, the previous answer's closing brace,
+ * the literals and the client's id) and its value.
  */
 
 ngx_int_t
 ngx_rpc_response_build(ngx_rpc_message_t *ctx, ngx_chain_t **out)
 {
-    ngx_str_t        sep;
-    ngx_uint_t       i, n, open;
-    ngx_chain_t    **ll;
-    ngx_rpc_call_t  *call;
+    u_char            *p;
+    ngx_str_t          sep;
+    ngx_uint_t         i, n, open;
+    ngx_rpc_call_t    *call;
+    ngx_rpc_answer_t   a;
 
     ctx->codes.data = ngx_pnalloc(ctx->pool,
                                   (ctx->calls.nelts + 1) * NGX_RPC_CODE_LEN);
@@ -87,14 +103,23 @@ ngx_rpc_response_build(ngx_rpc_message_t *ctx, ngx_chain_t **out)
     }
 
     *out = NULL;
-    ll = out;
+
+    ngx_memzero(&a, sizeof(ngx_rpc_answer_t));
+    a.pool = ctx->pool;
+    a.ll = out;
 
     /* empty, not null: it is copied, and memcpy() must not get NULL */
 
     ngx_str_set(&sep, "");
 
     if (ctx->error) {
-        return ngx_rpc_response_error_obj(ctx, ctx->error, NULL, &sep, &ll);
+        if (ngx_rpc_response_error_obj(ctx, ctx->error, NULL, &sep, &a)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return ngx_rpc_answer_flush(&a);
     }
 
     n = 0;
@@ -118,7 +143,7 @@ ngx_rpc_response_build(ngx_rpc_message_t *ctx, ngx_chain_t **out)
             ngx_str_set(&sep, ",");
         }
 
-        if (ngx_rpc_response_call(ctx, &call[i], &sep, &ll, &open) != NGX_OK)
+        if (ngx_rpc_response_call(ctx, &call[i], &sep, &a, &open) != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -126,13 +151,20 @@ ngx_rpc_response_build(ngx_rpc_message_t *ctx, ngx_chain_t **out)
 
     /* notifications only: nothing to answer */
 
-    if (n == 0 || !(open || ctx->batch)) {
+    if (n == 0) {
         return NGX_OK;
     }
 
-    return ngx_rpc_chain_add(ctx->pool, &ll,
-                             (u_char *) (open ? "}]" : "]"),
-                             open + ctx->batch);
+    if (open || ctx->batch) {
+        p = ngx_rpc_answer_reserve(&a, 2);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        a.last = ngx_cpymem(p, open ? "}]" : "]", open + ctx->batch);
+    }
+
+    return ngx_rpc_answer_flush(&a);
 }
 
 
@@ -172,9 +204,10 @@ ngx_rpc_response_send(ngx_rpc_message_t *ctx)
 
 static ngx_int_t
 ngx_rpc_response_call(ngx_rpc_message_t *ctx, ngx_rpc_call_t *call,
-    ngx_str_t *sep, ngx_chain_t ***ll, ngx_uint_t *open)
+    ngx_str_t *sep, ngx_rpc_answer_t *a, ngx_uint_t *open)
 {
     u_char           *p, *last;
+    size_t            len;
     ngx_int_t         code;
     ngx_rpc_msg_t    *reply;
     ngx_rpc_range_t  *id, *range;
@@ -188,14 +221,15 @@ ngx_rpc_response_call(ngx_rpc_message_t *ctx, ngx_rpc_call_t *call,
     }
 
     if (code) {
-        return ngx_rpc_response_error_obj(ctx, code, call->msg, sep, ll);
+        return ngx_rpc_response_error_obj(ctx, code, call->msg, sep, a);
     }
 
     id = &call->msg->member[NGX_RPC_M_ID].range;
 
-    p = ngx_pnalloc(ctx->pool,
-                    sep->len + (id->end - id->start)
-                    + sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"result\":"));
+    len = sep->len + (id->end - id->start)
+          + sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"result\":");
+
+    p = ngx_rpc_answer_reserve(a, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -232,18 +266,37 @@ ngx_rpc_response_call(ngx_rpc_message_t *ctx, ngx_rpc_call_t *call,
     }
 
     *open = 1;
+    a->last = last;
 
-    if (ngx_rpc_chain_add(ctx->pool, ll, p, last - p) != NGX_OK) {
+    len = range ? (size_t) (range->end - range->start) : call->answer.len;
+
+    if (len >= NGX_RPC_ANSWER_SMALL) {
+        if (ngx_rpc_answer_flush(a) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (range == NULL) {
+            return ngx_rpc_chain_add(a->pool, &a->ll, call->answer.data,
+                                     len);
+        }
+
+        return ngx_rpc_parse_slice(&call->exchange->reply, a->pool, range,
+                                   &a->ll);
+    }
+
+    p = ngx_rpc_answer_reserve(a, len);
+    if (p == NULL) {
         return NGX_ERROR;
     }
 
     if (range == NULL) {
-        return ngx_rpc_chain_add(ctx->pool, ll, call->answer.data,
-                                 call->answer.len);
+        a->last = ngx_cpymem(p, call->answer.data, len);
+
+    } else {
+        a->last = ngx_rpc_parse_copy_to(&call->exchange->reply, range, p);
     }
 
-    return ngx_rpc_parse_slice(&call->exchange->reply, ctx->pool,
-                               range, ll);
+    return NGX_OK;
 }
 
 
@@ -251,7 +304,7 @@ ngx_rpc_response_call(ngx_rpc_message_t *ctx, ngx_rpc_call_t *call,
 
 static ngx_int_t
 ngx_rpc_response_error_obj(ngx_rpc_message_t *ctx, ngx_int_t code,
-    ngx_rpc_msg_t *msg, ngx_str_t *sep, ngx_chain_t ***ll)
+    ngx_rpc_msg_t *msg, ngx_str_t *sep, ngx_rpc_answer_t *a)
 {
     u_char           *p, *last, *s;
     size_t            len;
@@ -264,7 +317,7 @@ ngx_rpc_response_error_obj(ngx_rpc_message_t *ctx, ngx_int_t code,
                             "\"message\":\"\"},\"id\":null}")
           + NGX_INT_T_LEN + ngx_strlen(s) + (id ? id->end - id->start : 0);
 
-    p = ngx_pnalloc(ctx->pool, len);
+    p = ngx_rpc_answer_reserve(a, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -276,7 +329,59 @@ ngx_rpc_response_error_obj(ngx_rpc_message_t *ctx, ngx_int_t code,
     last = ngx_rpc_response_id(ctx, msg, last);
     *last++ = '}';
 
-    return ngx_rpc_chain_add(ctx->pool, ll, p, last - p);
+    a->last = last;
+
+    return NGX_OK;
+}
+
+
+/* room for size bytes more: in the block, or in a new one */
+
+static u_char *
+ngx_rpc_answer_reserve(ngx_rpc_answer_t *a, size_t size)
+{
+    size_t  n;
+
+    if ((size_t) (a->end - a->last) >= size) {
+        return a->last;
+    }
+
+    if (ngx_rpc_answer_flush(a) != NGX_OK) {
+        return NULL;
+    }
+
+    n = ngx_max(size, NGX_RPC_ANSWER_BLOCK);
+
+    a->pos = ngx_pnalloc(a->pool, n);
+    if (a->pos == NULL) {
+        return NULL;
+    }
+
+    a->last = a->pos;
+    a->end = a->pos + n;
+
+    return a->last;
+}
+
+
+/* links what is written since the last link */
+
+static ngx_int_t
+ngx_rpc_answer_flush(ngx_rpc_answer_t *a)
+{
+    if (a->last == a->pos) {
+        return NGX_OK;
+    }
+
+    if (ngx_rpc_chain_add(a->pool, &a->ll, a->pos, a->last - a->pos)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    a->pos = a->last;
+
+    return NGX_OK;
 }
 
 

@@ -195,7 +195,7 @@ ngx_rpc_subscribe_add(ngx_rpc_call_t *call)
     *last++ = '\n';
 
     if (msg->member[NGX_RPC_M_PARAMS].type != NGX_RPC_NONE) {
-        last = ngx_rpc_squeeze(last, ngx_rpc_parse_copy_to(p, params, last));
+        last = ngx_rpc_parse_copy_squeezed(p, params, last);
     }
 
     key.len = last - key.data;

@@ -434,6 +434,45 @@ is(rpc('{"jsonrpc":"2.0","method":"test_seq","params":["held"],"id":3}'),
    qq({"jsonrpc":"2.0","id":3,"result":"UPSTREAM:$s1"}),
    'then the same call is a hit again');
 
+# --- answers of every size about the point where they stop being copied
+# into the answer's block (1 KiB) and where blocks end (2 KiB): forwarded,
+# then from the cache, byte for byte, among error objects, a notification
+# and ids of many lengths; then a batch of small answers over three blocks
+start_nginx(http_config => $http, config => $config) or BAIL_OUT('nginx');
+{
+    my @n = (0, 1, 1019, 1020, 1021, 1022, 1023, 1024, 2000, 2044, 2045,
+             2046, 2047, 2048, 3000, 5);
+    my (@req, @want);
+    for my $i (0 .. $#n) {
+        my $id = '"' . ('i' x $i) . '"';
+        push @req, qq({"jsonrpc":"2.0","method":"test_big","params":[$n[$i]],"id":$id});
+        push @want, qq({"jsonrpc":"2.0","id":$id,"result":") . ('x' x $n[$i]) . '"}';
+        if ($i % 5 == 2) {
+            push @req, '{"jsonrpc":"2.0","method":"test_error","id":' . (1000 + $i) . '}';
+            push @want, '{"jsonrpc":"2.0","id":' . (1000 + $i)
+                . ',"error":{"code":-32000,"message":"upstream says no"}}';
+            push @req, '{"jsonrpc":"2.0","method":"test_big","params":[1500]}';
+            push @req, '7';
+            push @want, '{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}';
+        }
+    }
+    my $body = '[' . join(',', @req) . ']';
+    my $want = '[' . join(',', @want) . ']';
+    flush();
+    my $n = upstream_calls('test_big');
+    is(rpc($body), $want, 'answers about the copy and block sizes, forwarded');
+    ok(upstream_calls('test_big') - $n >= @n, 'they went upstream');
+    $n = upstream_calls('test_big');
+    is(rpc($body), $want, 'the same answers from the cache');
+    is(upstream_calls('test_big') - $n, 3,
+       'only the notifications went upstream again');
+
+    my @small = map { qq({"jsonrpc":"2.0","method":"test_big","params":[$_],"id":$_}) } 0 .. 59;
+    $want = '[' . join(',', map { qq({"jsonrpc":"2.0","id":$_,"result":") . ('x' x $_) . '"}' } 0 .. 59) . ']';
+    is(rpc('[' . join(',', @small) . ']'), $want, '60 small answers, about 4.5 KiB');
+    is(rpc('[' . join(',', @small) . ']'), $want, 'and again from the cache');
+}
+
 # --- two workers share one zone
 SKIP: {
     skip 'valgrind runs one process', 2 if $RPCTest::Valgrind;
