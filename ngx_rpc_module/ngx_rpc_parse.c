@@ -73,6 +73,9 @@ static off_t ngx_rpc_parse_start(ngx_rpc_parser_t *p, off_t end);
 static ngx_uint_t ngx_rpc_parse_find(ngx_rpc_parser_t *p, off_t off);
 static void ngx_rpc_parse_log(ngx_rpc_parser_t *p);
 static void ngx_rpc_parse_cleanup(void *data);
+static void *ngx_rpc_parse_malloc(void *ctx, size_t size);
+static void *ngx_rpc_parse_realloc(void *ctx, void *ptr, size_t size);
+static void ngx_rpc_parse_free(void *ctx, void *ptr);
 
 
 static yajl_callbacks  ngx_rpc_parse_callbacks = {
@@ -100,6 +103,7 @@ ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool, ngx_log_t *log,
     ngx_uint_t max_depth, ngx_uint_t max_msgs, ngx_uint_t n)
 {
     yajl_handle          yajl;
+    yajl_alloc_funcs     af;
     ngx_pool_cleanup_t  *cln;
 
     /* an upstream retry parses a new reply with the same parser */
@@ -134,7 +138,14 @@ ngx_rpc_parse_init(ngx_rpc_parser_t *p, ngx_pool_t *pool, ngx_log_t *log,
         return NGX_ERROR;
     }
 
-    p->yajl = yajl_alloc(&ngx_rpc_parse_callbacks, NULL, p);
+    /* yajl copies them */
+
+    af.malloc = ngx_rpc_parse_malloc;
+    af.realloc = ngx_rpc_parse_realloc;
+    af.free = ngx_rpc_parse_free;
+    af.ctx = pool;
+
+    p->yajl = yajl_alloc(&ngx_rpc_parse_callbacks, &af, p);
     if (p->yajl == NULL) {
         return NGX_ERROR;
     }
@@ -658,6 +669,67 @@ ngx_rpc_parse_cleanup(void *data)
     if (p->yajl) {
         yajl_free(p->yajl);
         p->yajl = NULL;
+    }
+}
+
+
+/*
+ * yajl's memory is the parser's pool: its five blocks and the growth of
+ * its stack cost no malloc() and free() each.  A block keeps its size in
+ * front of it, for realloc(); a large one that grows or is freed goes back
+ * at once (ngx_pfree() takes only those), so that a long string with
+ * escapes does not keep every size it grew through
+ */
+
+static void *
+ngx_rpc_parse_malloc(void *ctx, size_t size)
+{
+    size_t  *m;
+
+    m = ngx_palloc(ctx, sizeof(size_t) + size);
+    if (m == NULL) {
+        return NULL;
+    }
+
+    *m = size;
+
+    return m + 1;
+}
+
+
+static void *
+ngx_rpc_parse_realloc(void *ctx, void *ptr, size_t size)
+{
+    void    *p;
+    size_t  *m;
+
+    if (ptr == NULL) {
+        return ngx_rpc_parse_malloc(ctx, size);
+    }
+
+    m = (size_t *) ptr - 1;
+
+    if (size <= *m) {
+        return ptr;
+    }
+
+    p = ngx_rpc_parse_malloc(ctx, size);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, ptr, *m);
+    (void) ngx_pfree(ctx, m);
+
+    return p;
+}
+
+
+static void
+ngx_rpc_parse_free(void *ctx, void *ptr)
+{
+    if (ptr) {
+        (void) ngx_pfree(ctx, (size_t *) ptr - 1);
     }
 }
 
