@@ -519,3 +519,13 @@ qq({"jsonrpc":"2.0","method":"sum","params":[1],"id":"\xe2\x82"})
 qq({"jsonrpc":"2.0","method":"sum","params":[1],"id":"\xdf\xbf\xef\xbf\xbf\xf4\x8f\xbf\xbf\xed\x9f\xbf"})
 --- response_body eval
 qq({"jsonrpc":"2.0","id":"\xdf\xbf\xef\xbf\xbf\xf4\x8f\xbf\xbf\xed\x9f\xbf","result":1})
+
+=== TEST 23: yajl's buffers grow as it needs: a 360 KB string of escapes and arrays 150 deep, there and back
+--- config
+location /rpc { rpc_pass backend; client_max_body_size 4m; rpc_max_depth 200; }
+--- request eval
+'{"jsonrpc":"2.0","method":"test_echo","params":["' . ('a\\n\\"\\u0041\\t' x 30000)
+    . '",' . ('[' x 150) . '"\\u0041"' . (']' x 150) . '],"id":1}'
+--- response_body eval
+'{"jsonrpc":"2.0","id":1,"result":["' . ('a\\n\\"A\\t' x 30000)
+    . '",' . ('[' x 150) . '"A"' . (']' x 150) . ']}'
