@@ -35,6 +35,12 @@ all: $(BUILD)/ngx_rpc_module.so
 
 $(BUILD)/Makefile: config
 	@test -d $(NGX_SRC) || { echo "nginx-dev is missing: run 'make deps'"; exit 1; }
+	@# nginx's configure turns ".S" in a path into ".o" (it takes it for an
+	@# assembler source's suffix), and the build then looks for files that
+	@# are not there
+	@case "$(TOP) $(BUILD)" in *.S*) echo "nginx's configure cannot build in" \
+	    "a path with \".S\" in it: $(BUILD) (move the clone elsewhere)"; \
+	    exit 1;; esac
 	cd $(NGX_SRC) && . ./conf_flags && ./configure \
 	    --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC $$(dpkg-buildflags --get CPPFLAGS) $(CFLAGS_EXTRA)" \
 	    --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC $(LDFLAGS_EXTRA)" \
