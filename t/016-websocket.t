@@ -14,7 +14,7 @@ use POSIX qw(ceil);
 use JSON::PP;
 use lib 't/lib';
 use RPCTest;
-use RPCFrame;
+use RPCFrame qw(:DEFAULT call notification result error);
 
 # bounds for what must come: generous under valgrind; what must not come
 # too early keeps its bound
@@ -72,27 +72,6 @@ EOF
 start_nginx(http_config => $http, config => $config) or BAIL_OUT('nginx');
 
 my $json = JSON::PP->new->canonical->allow_nonref;
-
-sub call {
-    my ($m, $p, $id) = @_;
-    return qq({"jsonrpc":"2.0","method":"$m","params":$p,"id":$id});
-}
-
-sub notification {
-    my ($m, $p) = @_;
-    return qq({"jsonrpc":"2.0","method":"$m","params":$p});
-}
-
-sub result {
-    my ($id, $r) = @_;
-    return qq({"jsonrpc":"2.0","id":$id,"result":$r});
-}
-
-sub error {
-    my ($code, $message, $id) = @_;
-    return qq({"jsonrpc":"2.0","error":{"code":$code,"message":"$message"},)
-         . qq("id":$id});
-}
 
 my $parse_error = error(-32700, 'Parse error', 'null');
 my $invalid = error(-32600, 'Invalid Request', 'null');

@@ -15,6 +15,11 @@ package RPCFrame;
 #   ws_rpc($s, $json)      # sends a message, returns the next frame's text
 #   ws_closes($s, 1002, $name)  # asserts: close frame 1002, then EOF
 #
+# On request (use RPCFrame qw(:DEFAULT call ...)), the texts of messages:
+# call($method, $params, $id) (a notification without $id),
+# notification($method, $params), result($id, $result) and
+# error($code, $message, $id).
+#
 # Client frames are masked unless mask => 0.  A socket keeps the bytes it
 # read past a frame (or past the handshake) for the next ws_read_frame, so
 # that nothing the server sent early is lost.
@@ -40,11 +45,36 @@ our @EXPORT = qw(ws_connect ws_accept ws_frame ws_send ws_text ws_rpc
                  ws_eof ws_closes ws_hex ws_reset
                  CONT TEXT BINARY CLOSE PING PONG);
 
+our @EXPORT_OK = qw(call notification result error);
+
 use constant { CONT => 0x0, TEXT => 0x1, BINARY => 0x2, CLOSE => 0x8,
                PING => 0x9, PONG => 0xA };
 
 # why the last ws_read_frame returned undef: "EOF", "reset", "timeout"
 our $Why = '';
+
+sub call {
+    my ($m, $p, $id) = @_;
+    return qq({"jsonrpc":"2.0","method":"$m","params":$p,"id":$id})
+        if defined $id;
+    return qq({"jsonrpc":"2.0","method":"$m","params":$p});
+}
+
+sub notification {
+    my ($m, $p) = @_;
+    return call($m, $p);
+}
+
+sub result {
+    my ($id, $r) = @_;
+    return qq({"jsonrpc":"2.0","id":$id,"result":$r});
+}
+
+sub error {
+    my ($code, $message, $id) = @_;
+    return qq({"jsonrpc":"2.0","error":{"code":$code,"message":"$message"},)
+         . qq("id":$id});
+}
 
 sub ws_accept {
     my ($key) = @_;

@@ -24,7 +24,7 @@ use List::Util qw(max);
 use Test::More ();
 use Exporter ();
 use RPCTest;
-use RPCFrame;
+use RPCFrame qw(:DEFAULT call result error);
 
 our @ISA = ('Exporter');
 
@@ -115,24 +115,6 @@ sub wait_for {
         sleep 0.02;
     }
     return $cond->();
-}
-
-sub call {
-    my ($m, $p, $id) = @_;
-    return qq({"jsonrpc":"2.0","method":"$m","params":$p,"id":$id})
-        if defined $id;
-    return qq({"jsonrpc":"2.0","method":"$m","params":$p});
-}
-
-sub result {
-    my ($id, $r) = @_;
-    return qq({"jsonrpc":"2.0","id":$id,"result":$r});
-}
-
-sub error {
-    my ($code, $message, $id) = @_;
-    return qq({"jsonrpc":"2.0","error":{"code":$code,"message":"$message"},)
-         . qq("id":$id});
 }
 
 sub client {
