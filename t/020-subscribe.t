@@ -119,20 +119,11 @@ sub spliced {
 node_start('NODE');
 node_start('NODE2');
 
-my %Block = map { $_->name => $_ } blocks();
 for my $b (blocks()) {
     RPCTest::run_block($b) if defined RPCTest::section($b, 'request');
 }
 
 # the blocks' configuration runs on; the WebSocket tests below use it
-sub start_block {
-    my ($name) = @_;
-    my $b = $Block{$name} or die "no block $name";
-    my %c = map { $_ => RPCTest::section($b, $_) }
-            qw(http_config config main_config workers);
-    chomp $c{workers} if defined $c{workers};
-    return start_nginx(%c);
-}
 start_block('TEST 1: over HTTP, eth_subscribe and eth_unsubscribe get -32601 and are not forwarded')
     or BAIL_OUT('nginx');
 

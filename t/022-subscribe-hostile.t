@@ -61,17 +61,6 @@ sub vmrss_kb {
 node_start('NODE');
 node_start('NODE2');
 
-my %Block = map { $_->name => $_ } blocks();
-
-sub start_block {
-    my ($name) = @_;
-    my $b = $Block{$name} or die "no block $name";
-    my %c = map { $_ => RPCTest::section($b, $_) }
-            qw(http_config config main_config workers);
-    chomp $c{workers} if defined $c{workers};
-    return start_nginx(%c);
-}
-
 my $Conf = 'hostile nodes and clients';
 start_block($Conf) or BAIL_OUT('nginx');
 

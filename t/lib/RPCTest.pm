@@ -66,8 +66,8 @@ use Exporter ();
 
 our @ISA = ('Exporter');
 
-our @EXPORT = qw(run_blocks start_nginx stop_nginx quit_nginx reload_nginx
-                 http_post
+our @EXPORT = qw(run_blocks start_block start_nginx stop_nginx quit_nginx
+                 reload_nginx http_post
                  http_request port servroot upstream_conns upstream_calls
                  upstream_requests upstream_received
                  redis_start redis_stop redis_cli error_log_text
@@ -595,6 +595,18 @@ sub run_blocks {
         run_block($block);
     }
     stop_nginx();
+}
+
+# nginx with the configuration of the block of that name (its own sections
+# only), for tests that go on in Perl from a block's setup
+sub start_block {
+    my ($name) = @_;
+    my ($b) = grep { $_->name eq $name } Test::Base::blocks();
+    die "no block $name" unless $b;
+    my %conf = map { $_ => section($b, $_) }
+               qw(http_config config main_config workers);
+    chomp $conf{workers} if defined $conf{workers};
+    return start_nginx(%conf);
 }
 
 sub section {
